@@ -1,0 +1,1 @@
+"""Typed KFP components of kfp-asr-summarize and the plain-Python engines they call."""

@@ -1,0 +1,1 @@
+"""Code shared by every component: storage, records, audio probing, subtitles, KFP helpers."""

@@ -1,0 +1,109 @@
+"""Per-file records that every stage writes, one JSON object per line (JSON Lines).
+
+Every input object yields exactly one record in every stage: ``status`` is ``"ok"`` or
+``"failed"`` and a failed record carries a readable ``error``. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+OK = "ok"
+FAILED = "failed"
+
+
+@dataclass
+class Segment:
+    """One timed piece of a transcript, in seconds from the start of the file."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class TranscriptRecord:
+    """One line of ``transcripts.jsonl``."""
+
+    source: str
+    status: str = OK
+    error: str | None = None
+    language: str | None = None
+    duration_s: float | None = None
+    text: str = ""
+    segments: list[Segment] = field(default_factory=list)
+    model: str | None = None
+    processing_s: float | None = None
+
+    @classmethod
+    def failed(cls, source: str, error: str, **extra: Any) -> "TranscriptRecord":
+        """A failed record for ``source`` with a readable reason."""
+        return cls(source=source, status=FAILED, error=error, **extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SummaryRecord:
+    """One line of ``summaries.jsonl``."""
+
+    source: str
+    status: str = OK
+    error: str | None = None
+    summary: str = ""
+    model: str | None = None
+    ttft_s: float | None = None
+    latency_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @classmethod
+    def failed(cls, source: str, error: str, **extra: Any) -> "SummaryRecord":
+        """A failed record for ``source`` with a readable reason."""
+        return cls(source=source, status=FAILED, error=error, **extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _as_dict(record: Any) -> dict[str, Any]:
+    return record if isinstance(record, dict) else record.to_dict()
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> int:
+    """Write records (dataclasses or dicts) to ``path`` atomically; returns the count.
+
+    The file is written beside its destination and renamed into place, so a reader never
+    sees half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(_as_dict(record), ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Yield the JSON objects of a JSON Lines file, skipping blank lines."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{lineno}: not a JSON object: {e}") from e
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """All JSON objects of a JSON Lines file."""
+    return list(iter_jsonl(path))

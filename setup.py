@@ -1,0 +1,47 @@
+"""kfp-asr-summarize: batch Whisper transcription and LLM summarization as Kubeflow Pipelines."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="kfp-asr-summarize",
+    version="0.1.0",
+    description=(
+        "Kubeflow Pipelines (KFP v2) components that transcribe a bucket of recorded calls with "
+        "OpenAI Whisper on Kueue-admitted GPU slices and summarize them through an llm-d gateway."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.14",
+    packages=find_packages(include=["components", "components.*", "pipelines", "pipelines.*"]),
+    package_data={"pipelines": ["*.yaml"], "components": ["*/README.md"]},
+    install_requires=[
+        # torch comes through openai-whisper; for the CPU build run `pip install torch==2.13.0`
+        # first (see README), otherwise pip resolves a multi-GB CUDA build.
+        "kfp>=2.17.3,<2.18",
+        "kfp-kubernetes>=2.17.3,<2.18",
+        "openai-whisper==20250625",
+        "requests>=2.31,<3",
+        "minio>=7.2.7,<8",
+        "PyYAML>=6,<7",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            "hypothesis>=6.100,<7",
+            "moto[server]>=5.0,<6",
+            "ruff>=0.6",
+            "kubernetes-validate>=1.30,<2",
+            "jsonschema>=4.20,<5",
+        ],
+        # The project image installs torch from a CUDA base; nothing extra is needed from PyPI.
+        "gpu": [],
+    },
+    entry_points={"console_scripts": ["kfp-asr=pipelines.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Multimedia :: Sound/Audio :: Speech",
+    ],
+)
