@@ -8,7 +8,7 @@ deployment profile's image; tests and ``kfp.local`` use :data:`DEFAULT_IMAGE`.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from kfp import dsl
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 OK = "ok"
 FAILED = "failed"
@@ -40,7 +41,7 @@ class TranscriptRecord:
     processing_s: float | None = None
 
     @classmethod
-    def failed(cls, source: str, error: str, **extra: Any) -> "TranscriptRecord":
+    def failed(cls, source: str, error: str, **extra: Any) -> TranscriptRecord:
         """A failed record for ``source`` with a readable reason."""
         return cls(source=source, status=FAILED, error=error, **extra)
 
@@ -63,7 +64,7 @@ class SummaryRecord:
     completion_tokens: int | None = None
 
     @classmethod
-    def failed(cls, source: str, error: str, **extra: Any) -> "SummaryRecord":
+    def failed(cls, source: str, error: str, **extra: Any) -> SummaryRecord:
         """A failed record for ``source`` with a readable reason."""
         return cls(source=source, status=FAILED, error=error, **extra)
 
