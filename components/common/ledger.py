@@ -1,0 +1,139 @@
+"""Incremental runs: deterministic result keys and a ledger of finished inputs.
+
+Everything a run writes for one input lives under keys derived from the input's key
+relative to the input prefix (its *name*), never from time or run id, so a retried or
+repeated task overwrites instead of duplicating:
+
+- ``<output>/transcripts/<name>.json``: the input's transcript record
+- ``<output>/summaries/<name>.json``: its summary record
+- ``<output>/_ledger/<name>/<etag>.json``: written LAST, once both records are ``ok`` and
+  uploaded. The ETag (or size and mtime for local files) is part of the key, so a
+  planner learns what is finished from one listing, and a changed object is processed again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from components.common import storage
+from components.common.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LEDGER_DIR = "_ledger"
+TRANSCRIPTS_DIR = "transcripts"
+SUMMARIES_DIR = "summaries"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input object as the stages see it: where it is, its stable name and version."""
+
+    source: str
+    name: str
+    etag: str
+    size: int = 0
+
+
+def relative_name(source: str, input_uri: str) -> str:
+    """The key of ``source`` relative to the input prefix, as a safe relative POSIX path."""
+    if storage.is_remote(source):
+        _, key = storage.split_s3_uri(source)
+        _, prefix = storage.split_s3_uri(input_uri) if storage.is_remote(input_uri) else ("", "")
+        name = key[len(prefix):] if prefix and key.startswith(prefix) else key
+    else:
+        root = os.path.abspath(input_uri)
+        path = os.path.abspath(source)
+        name = os.path.relpath(path, root) if path != root else os.path.basename(path)
+        name = name.replace(os.sep, "/")
+    name = name.lstrip("/") or PurePosixPath(source).name
+    parts = PurePosixPath(name).parts
+    if ".." in parts or not parts:
+        # keys outside the prefix keep their base name; collisions are reported by the planner
+        name = PurePosixPath(source).name
+    return name
+
+
+def result_uri(output_uri: str, stage_dir: str, name: str) -> str:
+    """Where the record of ``name`` for one stage (``transcripts``/``summaries``) is kept."""
+    return storage.join(output_uri, stage_dir, f"{name}.json")
+
+
+def ledger_uri(output_uri: str, item: Item) -> str:
+    """The ledger object that marks ``item`` (at its current ETag) as finished."""
+    return storage.join(output_uri, LEDGER_DIR, item.name, f"{_safe_etag(item.etag)}.json")
+
+
+def _safe_etag(etag: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in etag) or "none"
+
+
+def finished(output_uri: str) -> set[tuple[str, str]]:
+    """``(name, etag)`` pairs that the ledger under ``output_uri`` marks as finished.
+
+    One listing of the ledger prefix; no object is read. An output prefix that does not
+    exist yet has an empty ledger.
+    """
+    base = storage.join(output_uri, LEDGER_DIR)
+    remote = storage.is_remote(base)
+    try:
+        objects = list(storage.list_objects(base + "/"))
+    except ConfigError:
+        if remote:
+            raise  # a missing output bucket is a setting to fix, not an empty ledger
+        return set()
+    done: set[tuple[str, str]] = set()
+    for obj in objects:
+        if remote:
+            rel = obj.uri[len(base) + 1:]
+        else:
+            rel = os.path.relpath(obj.uri, os.path.realpath(base)).replace(os.sep, "/")
+        name, _, leaf = rel.rpartition("/")
+        if name and leaf.endswith(".json") and not leaf.startswith("."):
+            done.add((name, leaf[: -len(".json")]))
+    return done
+
+
+def is_finished(item: Item, done: set[tuple[str, str]]) -> bool:
+    """True when the ledger holds ``item`` at its current ETag."""
+    return (item.name, _safe_etag(item.etag)) in done
+
+
+def load_result(output_uri: str, stage_dir: str, item: Item) -> dict[str, Any] | None:
+    """The stored ``ok`` record of ``item`` for a stage, if it belongs to the same ETag."""
+    uri = result_uri(output_uri, stage_dir, item.name)
+    try:
+        record = json.loads(storage.read_text(uri))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if record.get("status") != "ok" or record.get("etag") != item.etag:
+        return None
+    return record
+
+
+def store_result(output_uri: str, stage_dir: str, item: Item, record: dict[str, Any]) -> None:
+    """Upload one stage's record of ``item`` (with its ETag) under its deterministic key."""
+    payload = {**record, "etag": item.etag}
+    storage.write_text(result_uri(output_uri, stage_dir, item.name),
+                       json.dumps(payload, ensure_ascii=False), "application/json")
+
+
+def mark_finished(output_uri: str, item: Item) -> None:
+    """Write the ledger object of ``item``; call only after its records are uploaded."""
+    entry = {"source": item.source, "name": item.name, "etag": item.etag, "size": item.size,
+             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    storage.write_text(ledger_uri(output_uri, item), json.dumps(entry), "application/json")
+
+
+def load_results(output_uri: str, stage_dir: str, items: list[Item],
+                 workers: int = 16) -> list[dict[str, Any] | None]:
+    """:func:`load_result` for many items, in parallel, in input order."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda it: load_result(output_uri, stage_dir, it), items))
