@@ -1,0 +1,1 @@
+"""The ``summarize`` step: summarize every transcript through an llm-d (OpenAI-API) endpoint."""

@@ -1,0 +1,64 @@
+"""KFP wrapper of :mod:`components.summarize.engine` (no ``from __future__``: KFP reads the types).
+
+The defaults are literals because KFP copies this function's source into the task: they equal
+``DEFAULT_ENDPOINT``, ``DEFAULT_MODEL`` and ``DEFAULT_OBJECTIVE`` of the client (a test checks).
+"""
+
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from components.common.kfp_helpers import lightweight
+
+
+def summarize(
+    transcripts: Input[Dataset],
+    summaries: Output[Dataset],
+    metrics: Output[Metrics],
+    llm_endpoint: str = "http://llm-d-inference-gateway-istio.llm-d.svc.cluster.local/v1",
+    llm_model: str = "Qwen/Qwen2.5-7B-Instruct",
+    max_tokens: int = 256,
+    max_concurrency: int = 8,
+    max_input_tokens: int = 6144,
+    temperature: float = 0.0,
+    request_timeout_s: float = 300.0,
+    max_retries: int = 5,
+    llm_objective: str = "asr-summarization",
+):
+    """Summarize every transcript with an LLM behind an llm-d inference gateway (OpenAI API).
+
+    Args:
+        transcripts: JSON Lines transcript records of one shard (transcripts.jsonl).
+        llm_endpoint: OpenAI-compatible base URL, ending in /v1 (the llm-d gateway).
+        llm_model: Served model name sent in every request body.
+        max_tokens: Most tokens a summary may have.
+        max_concurrency: Most chat requests in flight at once.
+        max_input_tokens: Prompt budget of one request; longer transcripts are map-reduced.
+            Keep max_input_tokens + max_tokens within the server's context.
+        temperature: Sampling temperature (0 for repeatable summaries).
+        request_timeout_s: Longest one request attempt may take.
+        max_retries: Retries of a request on 429/502/503/504 and connection errors.
+        llm_objective: InferenceObjective for header x-gateway-inference-objective; empty: none.
+
+    Returns:
+        summaries: JSON Lines, one summary record per transcript (source, status, error,
+            summary, model, ttft_s, latency_s, prompt_tokens, completion_tokens).
+        metrics: Requests, failures, TTFT and latency p50/p95, token counts.
+    """
+    from components.summarize.client import ClientOptions
+    from components.summarize.engine import SummarizeOptions, run_summarize_step
+
+    client = ClientOptions(
+        endpoint=llm_endpoint,
+        model=llm_model,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        max_concurrency=max_concurrency,
+        timeout_s=request_timeout_s,
+        max_retries=max_retries,
+        objective=llm_objective or None,
+    )
+    options = SummarizeOptions(client=client, max_input_tokens=max_input_tokens)
+    for name, value in run_summarize_step(transcripts.path, summaries.path, options).items():
+        metrics.log_metric(name, value)
+
+
+summarize_op = lightweight(summarize)

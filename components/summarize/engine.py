@@ -1,0 +1,330 @@
+"""Summarize transcript records through an OpenAI-compatible endpoint (plain Python, no KFP).
+
+Every transcript record yields exactly one summary record, in input order:
+
+- a failed transcript gives a failed summary that says why;
+- an empty transcript (silence) gives an empty ``ok`` summary without any LLM call;
+- a transcript within ``max_input_tokens`` is one request; a longer one is split on segment
+  boundaries and map-reduced; a 400 for context overflow halves the budget and splits again;
+- an LLM error after the allowed retries gives a failed summary with the reason.
+
+Record timing: ``ttft_s`` is the time to first token of the request that wrote the summary
+(the reduce request for a map-reduce), ``latency_s`` the wall time of the whole transcript,
+retries and map steps included; token counts are sums over its requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.common.errors import ConfigError
+from components.common.records import FAILED, OK, SummaryRecord, read_jsonl, write_jsonl
+from components.common.stats import percentile
+from components.summarize.client import (
+    ChatClient,
+    ChatResult,
+    ClientOptions,
+    ContextOverflowError,
+    LLMError,
+)
+from components.summarize.prompts import (
+    Kind,
+    build_messages,
+    label_summaries,
+    material_budget,
+    pack,
+    transcript_pieces,
+)
+
+log = logging.getLogger(__name__)
+
+# Below this input budget a context overflow is reported instead of split further.
+MIN_INPUT_TOKENS = 512
+# The least room for material a request must leave after the prompt around it.
+MIN_MATERIAL_TOKENS = 32
+# Most nested map-reduce levels for one transcript (a guard; 2 or 3 are typical).
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class SummarizeOptions:
+    """Settings of the summarize step.
+
+    ``max_input_tokens`` is the prompt budget of one request (system prompt, instructions and
+    material): keep ``max_input_tokens + client.max_tokens`` within the server's context
+    (vLLM ``--max-model-len``). ``bytes_per_token`` sets the conservative token estimate.
+    ``check_model`` asks ``GET /models`` first, so an unknown model is a configuration error.
+    """
+
+    client: ClientOptions = field(default_factory=ClientOptions)
+    max_input_tokens: int = 6144
+    bytes_per_token: float = 3.0
+    check_model: bool = True
+
+    def __post_init__(self) -> None:
+        if self.client.max_concurrency < 1:
+            raise ConfigError(
+                f"max_concurrency must be at least 1, got {self.client.max_concurrency}"
+            )
+        if self.client.max_retries < 0:
+            raise ConfigError(f"max_retries must be 0 or more, got {self.client.max_retries}")
+        if self.client.max_tokens < 1:
+            raise ConfigError(f"max_tokens must be at least 1, got {self.client.max_tokens}")
+        if self.max_input_tokens < MIN_INPUT_TOKENS:
+            raise ConfigError(
+                f"max_input_tokens must be at least {MIN_INPUT_TOKENS}, got {self.max_input_tokens}"
+            )
+        if self.bytes_per_token <= 0:
+            raise ConfigError(f"bytes_per_token must be positive, got {self.bytes_per_token}")
+        room = material_budget(self.max_input_tokens, Kind.REDUCE, self.bytes_per_token)
+        if room < 2 * self.client.max_tokens:
+            raise ConfigError(
+                f"max_input_tokens={self.max_input_tokens} leaves {room} tokens for material, "
+                f"less than two summaries of max_tokens={self.client.max_tokens}: raise "
+                "max_input_tokens or lower max_tokens"
+            )
+
+
+@dataclass
+class SummaryResult(SummaryRecord):
+    """A ``summaries.jsonl`` record plus how it was made.
+
+    ``requests``: chat requests that succeeded; ``attempts``: HTTP attempts including retries;
+    ``chunks``: transcript parts (1 without map-reduce, 0 without a call); ``finish_reason`` of
+    the final request (``"length"``: cut at ``max_tokens``); ``cached_tokens``: prompt tokens
+    the server reported as served from its prefix cache.
+    """
+
+    requests: int = 0
+    attempts: int = 0
+    chunks: int = 0
+    finish_reason: str | None = None
+    cached_tokens: int | None = None
+
+
+class _Job:
+    """The requests of one transcript: runs them and keeps their results."""
+
+    def __init__(self, client: ChatClient, options: SummarizeOptions) -> None:
+        self.client = client
+        self.options = options
+        self.results: list[ChatResult] = []
+        self.chunks = 0
+        self.rejected = 0  # attempts refused for context overflow
+        self.bytes_per_token = options.bytes_per_token  # lowered by overflow answers
+        self._lock = threading.Lock()
+
+    def call(self, kind: Kind, material: str) -> ChatResult:
+        result = self.client.chat(build_messages(kind, material))
+        with self._lock:
+            self.results.append(result)
+            self.chunks += kind is not Kind.REDUCE
+        return result
+
+    def summarize(self, pieces: list[str], kind: Kind, budget: int, depth: int = 0) -> ChatResult:
+        """Summarize ``pieces`` (joined) within ``budget`` prompt tokens, map-reducing if needed."""
+        if depth > MAX_DEPTH:
+            raise _plan_error(f"map-reduce deeper than {MAX_DEPTH} levels: raise max_input_tokens")
+        bpt = self.bytes_per_token
+        sep = "\n\n" if kind is Kind.REDUCE else " "
+        room = material_budget(budget, kind, bpt)
+        if room < MIN_MATERIAL_TOKENS:
+            raise _plan_error(f"max_input_tokens={budget} leaves no room for the material")
+        groups = pack(pieces, room, bpt, sep)
+        if len(groups) == 1:
+            material = sep.join(groups[0])
+            try:
+                return self.call(kind, material)
+            except ContextOverflowError as e:
+                smaller = self._after_overflow(e, kind, material, budget)
+                log.info("context overflow at %d input tokens; planning for %d", budget, smaller)
+                return self.summarize(pieces, kind, smaller, depth + 1)
+        if kind is Kind.REDUCE and len(groups) == len(pieces):
+            raise _plan_error(
+                f"part summaries do not fit together in max_input_tokens={budget}: raise "
+                "max_input_tokens or lower max_tokens"
+            )
+        map_kind = Kind.REDUCE if kind is Kind.REDUCE else Kind.PART
+        workers = min(len(groups), self.options.client.max_concurrency)
+        with ThreadPoolExecutor(workers, thread_name_prefix="summarize-map") as pool:
+            partials = list(
+                pool.map(lambda g: self.summarize(g, map_kind, budget, depth + 1), groups)
+            )
+        labelled = label_summaries([p.text for p in partials])
+        return self.summarize(labelled, Kind.REDUCE, budget, depth + 1)
+
+    def _after_overflow(
+        self, error: ContextOverflowError, kind: Kind, material: str, budget: int
+    ) -> int:
+        """The budget to plan with after an overflow 400; recalibrates the token estimate.
+
+        With the server's counts, bytes per token become what this prompt really had (less
+        10 %) and the budget at most the server's context less ``max_tokens``; without them,
+        or when that changes nothing, the budget halves.
+        """
+        with self._lock:
+            self.rejected += error.attempts
+            old_bpt, smaller = self.bytes_per_token, budget // 2
+            if error.prompt_tokens and error.context_tokens:
+                sent = sum(len(m["content"].encode()) for m in build_messages(kind, material))
+                self.bytes_per_token = min(old_bpt, 0.9 * sent / error.prompt_tokens)
+                fits = min(budget, error.context_tokens - self.options.client.max_tokens)
+                if fits < budget or self.bytes_per_token < old_bpt:
+                    smaller = fits
+        if smaller < MIN_INPUT_TOKENS:
+            raise _plan_error(
+                f"{error}; no split fits below {MIN_INPUT_TOKENS} input tokens"
+            ) from error
+        return smaller
+
+
+def _plan_error(message: str) -> LLMError:
+    """An error of the engine's own planning: no request was sent for it."""
+    error = LLMError(message)
+    error.attempts = 0
+    return error
+
+
+def _summarize_one(
+    client: ChatClient, options: SummarizeOptions, index: int, record: dict[str, Any]
+) -> SummaryResult:
+    """The summary record of one transcript record; never raises for bad input or LLM errors."""
+    source = str(record.get("source") or f"<record {index} without source>")
+    if record.get("status", OK) != OK:
+        reason = record.get("error") or f"status {record.get('status')!r}"
+        return SummaryResult.failed(source, f"transcript failed: {reason}")
+    if not record.get("source"):
+        return SummaryResult.failed(source, "transcript record has no source")
+    try:
+        pieces = transcript_pieces(record)
+    except ValueError as e:
+        return SummaryResult.failed(source, str(e))
+    if not pieces:
+        return SummaryResult(source=source, status=OK, model=options.client.model)
+    job = _Job(client, options)
+    start = time.perf_counter()
+    try:
+        final = job.summarize(pieces, Kind.WHOLE, options.max_input_tokens)
+    except LLMError as e:
+        log.warning("summary of %s failed: %s", source, e)
+        return SummaryResult.failed(
+            source,
+            str(e),
+            model=options.client.model,
+            requests=len(job.results),
+            attempts=sum(r.attempts for r in job.results) + job.rejected + e.attempts,
+            chunks=job.chunks,
+        )
+    cached = [r.cached_tokens for r in job.results if r.cached_tokens is not None]
+    summary = final.text.strip()
+    return SummaryResult(
+        source=source,
+        status=OK if summary else FAILED,
+        error=None if summary else "the model returned an empty summary",
+        summary=summary,
+        model=final.model or options.client.model,
+        ttft_s=final.ttft_s,
+        latency_s=time.perf_counter() - start,
+        prompt_tokens=_total(r.prompt_tokens for r in job.results),
+        completion_tokens=_total(r.completion_tokens for r in job.results),
+        requests=len(job.results),
+        attempts=sum(r.attempts for r in job.results) + job.rejected,
+        chunks=job.chunks,
+        finish_reason=final.finish_reason,
+        cached_tokens=sum(cached) if cached else None,
+    )
+
+
+def _total(values: Any) -> int | None:
+    """Sum of the known values; ``None`` when the server reported none."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _needs_llm(record: dict[str, Any]) -> bool:
+    """Whether a transcript record has text to summarize."""
+    try:
+        return record.get("status", OK) == OK and bool(transcript_pieces(record))
+    except ValueError:
+        return False
+
+
+def _check_model(client: ChatClient, options: SummarizeOptions) -> None:
+    """Raise :class:`ConfigError` when the endpoint is unusable or does not serve the model."""
+    endpoint, model = options.client.endpoint, options.client.model
+    try:
+        served = client.list_models()
+    except LLMError as e:
+        if e.status == 404:
+            log.warning("%s/models is not served; skipping the model check", endpoint)
+            return
+        if e.status in (401, 403):
+            raise ConfigError(
+                f"llm_endpoint {endpoint} refused the credentials: set {options.client.api_key_env}"
+                f" (HTTP {e.status})"
+            ) from e
+        raise ConfigError(f"llm_endpoint {endpoint} is not usable: {e}") from e
+    if model not in served:
+        raise ConfigError(f"llm_model {model!r} is not served by {endpoint}; it serves {served}")
+
+
+def summarize_records(
+    transcript_records: list[dict[str, Any]], options: SummarizeOptions
+) -> list[SummaryResult]:
+    """One summary record per transcript record, in order (see the module docstring)."""
+    if not transcript_records:
+        return []
+    with ChatClient(options.client) as client:
+        if options.check_model and any(map(_needs_llm, transcript_records)):
+            _check_model(client, options)
+        workers = min(len(transcript_records), options.client.max_concurrency)
+        with ThreadPoolExecutor(workers, thread_name_prefix="summarize") as pool:
+            futures = [
+                pool.submit(_summarize_one, client, options, i, record)
+                for i, record in enumerate(transcript_records)
+            ]
+            return [f.result() for f in futures]
+
+
+def summary_metrics(records: list[SummaryResult], wall_s: float) -> dict[str, float]:
+    """KFP metrics of a summarize step; percentiles over the transcripts that made requests."""
+    called = [r for r in records if r.status == OK and r.requests]
+    completion = _total(r.completion_tokens for r in records) or 0
+    values: dict[str, float | None] = {
+        "files": len(records),
+        "failures": sum(r.status == FAILED for r in records),
+        "empty": sum(r.status == OK and not r.requests for r in records),
+        "requests": sum(r.requests for r in records),
+        "attempts": sum(r.attempts for r in records),
+        "map_reduced": sum(r.chunks > 1 for r in records),
+        "truncated": sum(r.finish_reason == "length" for r in records),
+        "prompt_tokens": _total(r.prompt_tokens for r in records) or 0,
+        "completion_tokens": completion,
+        "cached_tokens": _total(r.cached_tokens for r in records) or 0,
+        "ttft_p50_s": percentile((r.ttft_s for r in called), 50),
+        "ttft_p95_s": percentile((r.ttft_s for r in called), 95),
+        "latency_p50_s": percentile((r.latency_s for r in called), 50),
+        "latency_p95_s": percentile((r.latency_s for r in called), 95),
+        "wall_s": wall_s,
+        "completion_tokens_per_s": completion / wall_s if wall_s > 0 else None,
+    }
+    return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def run_summarize_step(
+    transcripts_path: str | Path, summaries_path: str | Path, options: SummarizeOptions
+) -> dict[str, float]:
+    """Read ``transcripts.jsonl``, write ``summaries.jsonl``, return the step's metrics."""
+    start = time.perf_counter()
+    transcripts = read_jsonl(transcripts_path)
+    records = summarize_records(transcripts, options)
+    write_jsonl(summaries_path, records)
+    metrics = summary_metrics(records, time.perf_counter() - start)
+    log.info("summarized %s", metrics)
+    return metrics
