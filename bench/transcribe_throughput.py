@@ -1,0 +1,266 @@
+"""Transcription throughput: the paper's CLI per file vs a transcribe() loop vs batched.
+
+    python bench/transcribe_throughput.py --device cpu|cuda --model NAME|PATH --files N \
+        [--corpus DIR] [--ways cli,loop,batched]
+
+Ways, on the same device and model: ``cli`` runs one ``whisper FILE --model ...`` process
+per file (process start, imports and model load included, as the paper's jobs did, less the
+model download); ``loop`` loads the model once and calls ``model.transcribe()`` per file;
+``batched`` calls ``components.transcribe.batched.transcribe_batch``. All use beam 5 with
+best_of 5 and temperature fallback, as the CLI does. ``loop`` and ``batched`` get the same
+waveforms, decoded before their clocks start; ``cli`` decodes its own (ffmpeg).
+
+``--fixed-len N`` is for random-weight checkpoints: N tokens per window, end-of-text
+suppressed, no timestamps, no fallback, so both paths decode the same number of tokens.
+
+The last line printed is exactly
+``ratio_vs_cli=<x> ratio_vs_loop=<y> wer_loop=<a> wer_batched=<b>`` (nan for a way not run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import whisper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from make_corpus import build, read_wav
+
+from components.common.wer import corpus_wer
+from components.transcribe import batched
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=["cpu", "cuda"], required=True)
+    p.add_argument("--model", required=True, help="model name or checkpoint path")
+    p.add_argument("--files", type=int, default=64, help="corpus files to use")
+    p.add_argument("--corpus", type=Path, help="corpus from make_corpus.py build (else built)")
+    p.add_argument("--source", type=Path, help="clips for a new corpus ($ASR_TEST_AUDIO_DIR)")
+    p.add_argument("--ways", default="cli,loop,batched")
+    p.add_argument("--cli-files", type=int, help="run the cli way on every k-th file only")
+    p.add_argument("--batch-size", type=int, help="batched way (default: per device table)")
+    p.add_argument("--batch-sizes", default="", help="also sweep these, e.g. 8,16,32,64")
+    p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument("--fixed-len", type=int, help="decode exactly N tokens per window")
+    p.add_argument("--threads", type=int, help="torch threads (cpu)")
+    p.add_argument("--profile", action="store_true", help="time encoder/decoder/bookkeeping")
+    p.add_argument("--json", type=Path, help="write all figures here")
+    p.add_argument("--markdown", type=Path, help="append a results table here")
+    return p.parse_args()
+
+
+def decode_options(args: argparse.Namespace, model: whisper.Whisper) -> dict:
+    """The transcribe()/transcribe_batch() keyword arguments of this run."""
+    opts = {
+        "language": "en",
+        "beam_size": args.beam_size,
+        "best_of": args.beam_size,
+        "fp16": args.device == "cuda",
+    }
+    if args.fixed_len:
+        eot = whisper.tokenizer.get_tokenizer(
+            model.is_multilingual, num_languages=model.num_languages
+        ).eot
+        opts |= {
+            "sample_len": args.fixed_len,
+            "suppress_tokens": f"-1,{eot}",
+            "without_timestamps": True,
+            "temperature": 0.0,
+            "compression_ratio_threshold": None,
+            "logprob_threshold": None,
+            "no_speech_threshold": None,
+        }
+    return opts
+
+
+def sync(device: str) -> None:
+    """Wait for queued GPU work, so that wall-clock timings are complete."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed_way(device: str, run) -> tuple[float, list[str], float | None]:
+    """Run ``run()`` -> texts; return (wall seconds, texts, peak GPU GiB)."""
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    sync(device)
+    start = time.perf_counter()
+    texts = run()
+    sync(device)
+    wall = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
+    return wall, texts, peak
+
+
+def run_cli(args: argparse.Namespace, paths: list[Path], out_dir: Path) -> list[str]:
+    """The paper's way: one ``whisper`` process per file; returns the texts it wrote."""
+    texts = []
+    for path in paths:
+        cmd = [sys.executable, "-m", "whisper", str(path), "--model", args.model]
+        cmd += ["--device", args.device, "--language", "en", "--beam_size", str(args.beam_size)]
+        cmd += ["--best_of", str(args.beam_size), "--output_dir", str(out_dir)]
+        cmd += ["--output_format", "txt", "--verbose", "False"]
+        cmd += ["--fp16", str(args.device == "cuda")]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        texts.append((out_dir / f"{path.stem}.txt").read_text())
+    return texts
+
+
+def install_profiler(device: str) -> dict[str, float]:
+    """Wrap the batched engine's stages with timers; returns the running totals (s)."""
+    totals: dict[str, float] = defaultdict(float)
+
+    def wrap(owner, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*a, **k):
+            sync(device)
+            start = time.perf_counter()
+            out = original(*a, **k)
+            sync(device)
+            totals[label] += time.perf_counter() - start
+            return out
+
+        setattr(owner, name, timed)
+
+    wrap(whisper.model.AudioEncoder, "forward", "encoder")
+    wrap(batched._PaddedInference, "logits", "decoder forward")
+    wrap(batched._BatchBeamSearchDecoder, "update", "beam search bookkeeping")
+    wrap(whisper.decoding.GreedyDecoder, "update", "sampling bookkeeping")
+    wrap(batched._BatchTimestampRules, "apply", "timestamp rules")
+    wrap(batched, "_advance", "segment bookkeeping")
+    return totals
+
+
+def main() -> None:
+    """Run the ways, print a table and the summary line."""
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ways = args.ways.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = args.corpus
+        if corpus is None or not (corpus / "manifest.jsonl").exists():
+            source = args.source or Path(os.environ.get("ASR_TEST_AUDIO_DIR", ""))
+            corpus = corpus or Path(tmp) / "corpus"
+            build(source, corpus, args.files)
+        manifest = [json.loads(x) for x in (corpus / "manifest.jsonl").read_text().splitlines()]
+        manifest = manifest[: args.files]
+        paths = [corpus / m["file"] for m in manifest]
+        refs = [m["text"] for m in manifest]
+        audio_s = sum(m["duration_s"] for m in manifest)
+
+        if args.device == "cuda":
+            total = torch.cuda.get_device_properties(0).total_memory / 2**30
+            name = f"{torch.cuda.get_device_name()} ({total:.0f} GiB)"
+        else:
+            name = f"CPU, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}"
+        print(f"device: {name}; model: {args.model}; {len(paths)} files, {audio_s:.0f} s audio")
+
+        start = time.perf_counter()
+        model = whisper.load_model(args.model, device=args.device)
+        load_s = time.perf_counter() - start
+        opts = decode_options(args, model)
+        audios = [read_wav(p) for p in paths]
+        rows: dict[str, dict] = {}
+
+        if "cli" in ways:
+            step = max(1, len(paths) // args.cli_files) if args.cli_files else 1
+            sub = list(range(0, len(paths), step))[: args.cli_files or len(paths)]
+            wall, texts, _ = timed_way(
+                "cpu", lambda: run_cli(args, [paths[i] for i in sub], Path(tmp))
+            )
+            sub_s = sum(manifest[i]["duration_s"] for i in sub)
+            wer = corpus_wer(zip([refs[i] for i in sub], texts, strict=True))
+            rows["cli"] = {"files": len(sub), "audio_s": sub_s, "wall_s": wall, "wer": wer}
+            print(f"cli: {rows['cli']}", flush=True)
+        if "loop" in ways:
+            model.transcribe(audios[0][: whisper.audio.N_SAMPLES], **opts)  # warm-up, untimed
+            wall, texts, peak = timed_way(
+                args.device, lambda: [model.transcribe(a, **opts)["text"] for a in audios]
+            )
+            wer = corpus_wer(zip(refs, texts, strict=True))
+            rows["loop"] = {"files": len(paths), "audio_s": audio_s, "wall_s": wall}
+            rows["loop"] |= {"wer": wer, "peak_gib": peak}
+            print(f"loop: {rows['loop']}", flush=True)
+        if "batched" in ways:
+            default = args.batch_size or batched.default_batch_size(args.device)
+            sizes = [default] + [int(b) for b in args.batch_sizes.split(",") if b]
+            totals = install_profiler(args.device) if args.profile else None
+            for bs in dict.fromkeys(sizes):
+                # warm-up at this batch shape, untimed (kernel selection, allocator growth)
+                batched.transcribe_batch(
+                    model, [a[: whisper.audio.N_SAMPLES] for a in audios[:bs]], batch_size=bs,
+                    **opts,
+                )
+                if totals is not None:
+                    totals.clear()
+                wall, texts, peak = timed_way(
+                    args.device,
+                    lambda bs=bs: [
+                        r["text"]
+                        for r in batched.transcribe_batch(model, audios, batch_size=bs, **opts)
+                    ],
+                )
+                key = "batched" if bs == default else f"batched bs={bs}"
+                rows[key] = {"files": len(paths), "audio_s": audio_s, "wall_s": wall}
+                rows[key] |= {"wer": corpus_wer(zip(refs, texts, strict=True)), "peak_gib": peak}
+                rows[key]["batch_size"] = bs
+                print(f"{key}: wall {wall:.1f} s, wer {rows[key]['wer']:.4f}", flush=True)
+                if totals is not None:
+                    rows[key]["profile_s"] = dict(totals)
+
+    for row in rows.values():
+        row["x_realtime"] = row["audio_s"] / row["wall_s"]
+    rate = {k: r["x_realtime"] for k, r in rows.items()}
+    nan = float("nan")
+    summary = {
+        "ratio_vs_cli": rate.get("batched", nan) / rate.get("cli", nan),
+        "ratio_vs_loop": rate.get("batched", nan) / rate.get("loop", nan),
+        "wer_loop": rows.get("loop", {}).get("wer", nan),
+        "wer_batched": rows.get("batched", {}).get("wer", nan),
+    }
+    table = [
+        f"\n#### {name}: model `{args.model}`, {len(paths)} files, {audio_s:.0f} s of audio, "
+        f"beam {args.beam_size}" + (f", fixed length {args.fixed_len}" if args.fixed_len else ""),
+        f"\nModel load (once, loop/batched): {load_s:.1f} s.\n",
+        "| way | files | audio s | wall s | x real time | WER % | peak GPU GiB | batch |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for way, r in rows.items():
+        peak = f"{r['peak_gib']:.2f}" if r.get("peak_gib") is not None else "n/a"
+        table.append(
+            f"| {way} | {r['files']} | {r['audio_s']:.0f} | {r['wall_s']:.1f} | "
+            f"{r['x_realtime']:.1f} | {100 * r['wer']:.2f} | {peak} | {r.get('batch_size', '')} |"
+        )
+    for way, r in rows.items():
+        if "profile_s" in r:
+            parts = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(r["profile_s"].items()))
+            table.append(f"\nProfile of `{way}` (wall {r['wall_s']:.1f} s): {parts}.")
+    text = "\n".join(table) + "\n"
+    print(text)
+    if args.markdown:
+        with args.markdown.open("a") as f:
+            f.write(text)
+    if args.json:
+        args.json.write_text(json.dumps({"device": name, "model": args.model, "rows": rows}))
+    print(" ".join(f"{k}={v:.4f}" if not math.isnan(v) else f"{k}=nan" for k, v in summary.items()))
+
+
+if __name__ == "__main__":
+    main()

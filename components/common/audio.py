@@ -1,0 +1,130 @@
+"""Audio through ffmpeg and ffprobe: probe a duration, decode to 16 kHz mono, find silence.
+
+Decoding goes through the ``ffmpeg`` command line (as openai-whisper does), so every format
+ffmpeg reads works. Problems come back as :class:`AudioError` with one readable line (the
+last line ffmpeg printed), never a wall of ffmpeg banner text.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+#: A decoded file shorter than its header says by more than both of these is truncated.
+TRUNCATION_TOLERANCE_S = 0.5
+TRUNCATION_TOLERANCE_FRACTION = 0.10
+#: Frame length of the energy check, in samples (30 ms at 16 kHz).
+ENERGY_FRAME = 480
+
+
+class AudioError(Exception):
+    """A file cannot be decoded as audio (corrupt, empty, truncated, not audio)."""
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def probe_duration(path_or_url: str | os.PathLike, timeout_s: float = 60.0) -> float | None:
+    """The duration in seconds that ffprobe reads from a file or an HTTP(S) URL, else ``None``.
+
+    Presigned S3 URLs work (ffprobe reads only what it needs). Unreadable input, a missing
+    duration or a timeout give ``None``; the caller decides what that means.
+    """
+    cmd = ["ffprobe", "-v", "error", "-show_entries", "format=duration",
+           "-of", "default=noprint_wrappers=1:nokey=1", str(path_or_url)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+    if out.returncode != 0:
+        return None
+    try:
+        duration = float(out.stdout.decode().strip().splitlines()[0])
+    except (ValueError, IndexError):
+        return None
+    return duration if duration >= 0 else None
+
+
+def wav_declared_duration(path: str | os.PathLike) -> float | None:
+    """The duration a RIFF/WAVE header declares (``data`` chunk size / byte rate), else ``None``.
+
+    ffprobe derives a WAV's duration from the file size, so it cannot see a cut-off WAV; the
+    header can. Streaming writers that leave the size unknown (0 or 0xFFFFFFFF) give ``None``.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        byte_rate = None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if chunk_id == b"fmt ":
+                fmt = f.read(size)
+                if len(fmt) < 12:
+                    return None
+                byte_rate = struct.unpack("<I", fmt[8:12])[0]
+                f.seek(size % 2, os.SEEK_CUR)
+            elif chunk_id == b"data":
+                if not byte_rate or size in (0, 0xFFFFFFFF):
+                    return None
+                return size / byte_rate
+            else:
+                f.seek(size + size % 2, os.SEEK_CUR)
+
+
+def _declared_duration(path: Path) -> float | None:
+    declared = wav_declared_duration(path)
+    return declared if declared is not None else probe_duration(path)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode any ffmpeg-readable file to mono float32 samples in [-1, 1] at ``sample_rate``.
+
+    Raises :class:`AudioError` for an empty file, input ffmpeg cannot decode, a file without
+    audio samples, and a truncated file (fewer samples than its header declares).
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise AudioError("empty file (0 bytes)")
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-threads", "0", "-i", str(path),
+           "-vn", "-f", "s16le", "-ac", "1", "-acodec", "pcm_s16le", "-ar", str(sample_rate), "-"]
+    out = subprocess.run(cmd, capture_output=True, check=False)
+    if out.returncode != 0:
+        reason = _last_line(out.stderr).replace(str(path), path.name)
+        raise AudioError(f"not decodable as audio: {reason}")
+    samples = np.frombuffer(out.stdout, np.int16).astype(np.float32) / 32768.0
+    if samples.size == 0:
+        raise AudioError("no audio samples in the file (no audio stream or header only)")
+    decoded = samples.size / sample_rate
+    declared = _declared_duration(path)
+    if (declared is not None and declared - decoded > TRUNCATION_TOLERANCE_S
+            and declared - decoded > TRUNCATION_TOLERANCE_FRACTION * declared):
+        raise AudioError(
+            f"truncated: the header declares {declared:.2f} s but only {decoded:.2f} s decode"
+        )
+    return samples
+
+
+def frame_levels_db(samples: np.ndarray, frame: int = ENERGY_FRAME) -> np.ndarray:
+    """RMS level of each ``frame``-sample frame in dBFS (a trailing partial frame included)."""
+    if samples.size == 0:
+        return np.zeros(0, np.float32)
+    padded = np.pad(samples, (0, -samples.size % frame))
+    rms = np.sqrt(np.mean(np.square(padded.reshape(-1, frame), dtype=np.float64), axis=1))
+    return (20 * np.log10(np.maximum(rms, 1e-10))).astype(np.float32)
+
+
+def is_silent(samples: np.ndarray, threshold_db: float) -> bool:
+    """True when no 30-ms frame of ``samples`` reaches ``threshold_db`` dBFS RMS."""
+    levels = frame_levels_db(samples)
+    return levels.size == 0 or float(levels.max()) < threshold_db

@@ -1,0 +1,1 @@
+"""The ``plan`` step: list the input, probe durations, balance the files onto shards."""

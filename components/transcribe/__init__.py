@@ -1,0 +1,1 @@
+"""The ``transcribe`` component: Whisper over a shard of audio files, one record per file."""

@@ -1,0 +1,618 @@
+"""Batched Whisper decoding across files, inside openai-whisper's own decoding API.
+
+``whisper.transcribe()`` decodes one 30-s window of one file at a time. Here the current
+window of up to ``batch_size`` files is decoded in one ``DecodingTask`` run; each file then
+advances by its own timestamps exactly as ``transcribe()`` does, and a finished file's place
+is refilled from the queue, so short and long files mix without idling.
+
+Three things make a batch of different files decode like the sequential path:
+
+- Per-row prompts. With ``condition_on_previous_text`` every file has its own prompt, so the
+  rows' initial tokens differ in length. They are left-padded; a key mask hides the pads and
+  each row's positions start at its own first real token (``_PaddedInference``).
+- Beam search over several files. openai-whisper 20250625's ``DecodingTask.run`` repeats the
+  tokens by the beam size but not the audio features ("The size of tensor a (80) must match
+  the size of tensor b (16)"). Here the beams of one file share its audio features: the
+  cross-attention folds the beams into the query length, which is exact and keeps one copy
+  of each file's cross-attention keys and values instead of one per beam.
+- No host round-trip per beam. The stock ``BeamSearchDecoder.update`` and
+  ``ApplyTimestampRules.apply`` call ``.item()``/``.tolist()`` per row and candidate: one GPU
+  sync each, thousands per step at batch 64 x beam 5. ``_BatchBeamSearchDecoder`` and
+  ``_BatchTimestampRules`` do the same arithmetic with one transfer per step.
+
+Temperature fallback is per window: the windows that fail the thresholds are decoded again,
+together, at the next temperature. The per-file result has the form of ``transcribe()``'s.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from whisper.audio import (
+    HOP_LENGTH,
+    N_FRAMES,
+    N_SAMPLES,
+    SAMPLE_RATE,
+    log_mel_spectrogram,
+    pad_or_trim,
+)
+from whisper.decoding import (
+    ApplyTimestampRules,
+    BeamSearchDecoder,
+    DecodingOptions,
+    DecodingResult,
+    DecodingTask,
+)
+from whisper.model import Whisper
+from whisper.tokenizer import Tokenizer, get_tokenizer
+from whisper.utils import compression_ratio
+
+# Default batch size per device kind; figures in bench/RESULTS.md, "Transcription
+# throughput". cpu 4: provisional, measured on a 2-core machine under heavy shared load
+# (batched 1.2-1.4x the transcribe() loop at equal WER). cuda 16: provisional until
+# bench/gpu_run.sh's sweep (8/16/32/64, with peak memory, for a MIG 1g.10gb slice) runs.
+DEFAULT_BATCH_SIZE: dict[str, int] = {"cpu": 4, "cuda": 16}
+
+_PAD_TOKEN = 0  # any text token other than end-of-text; pads are masked out
+
+
+def default_batch_size(device: torch.device | str) -> int:
+    """The measured default batch size for a device (``"cpu"``, ``"cuda"``, ``"cuda:1"``...)."""
+    return DEFAULT_BATCH_SIZE.get(torch.device(device).type, 1)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """The ``whisper.transcribe()`` keyword arguments that ``transcribe_batch`` honours.
+
+    Same names and defaults as ``transcribe()`` and ``DecodingOptions``. Not supported:
+    word timestamps, clip timestamps, ``carry_initial_prompt``, ``prefix``.
+    """
+
+    language: str | None = None
+    task: str = "transcribe"
+    temperature: float | tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    condition_on_previous_text: bool = True
+    initial_prompt: str | None = None
+    beam_size: int | None = None
+    best_of: int | None = None
+    patience: float | None = None
+    length_penalty: float | None = None
+    sample_len: int | None = None
+    suppress_tokens: str | Iterable[int] | None = "-1"
+    suppress_blank: bool = True
+    without_timestamps: bool = False
+    max_initial_timestamp: float | None = 1.0
+    fp16: bool = True
+
+    def temperatures(self) -> tuple[float, ...]:
+        """The fallback ladder: ``temperature`` as a tuple."""
+        t = self.temperature
+        return (float(t),) if isinstance(t, int | float) else tuple(t)
+
+    def decoding_options(self, temperature: float, language: str) -> DecodingOptions:
+        """``DecodingOptions`` for one pass, as ``transcribe()``'s ``decode_with_fallback``."""
+        return DecodingOptions(
+            task=self.task,
+            language=language,
+            temperature=temperature,
+            sample_len=self.sample_len,
+            best_of=self.best_of if temperature > 0 else None,
+            beam_size=None if temperature > 0 else self.beam_size,
+            patience=None if temperature > 0 else self.patience,
+            length_penalty=self.length_penalty,
+            suppress_tokens=self.suppress_tokens,
+            suppress_blank=self.suppress_blank,
+            without_timestamps=self.without_timestamps,
+            max_initial_timestamp=self.max_initial_timestamp,
+            fp16=self.fp16,
+        )
+
+    def needs_fallback(self, result: DecodingResult) -> bool:
+        """``transcribe()``'s rule: too repetitive or too improbable, unless it is silence."""
+        failed = (
+            self.compression_ratio_threshold is not None
+            and result.compression_ratio > self.compression_ratio_threshold
+        ) or (self.logprob_threshold is not None and result.avg_logprob < self.logprob_threshold)
+        silent = (
+            self.no_speech_threshold is not None
+            and result.no_speech_prob > self.no_speech_threshold
+            and self.logprob_threshold is not None
+            and result.avg_logprob < self.logprob_threshold
+        )
+        return failed and not silent
+
+
+class _PaddedInference:
+    """The text decoder over left-padded rows, with its own key/value cache.
+
+    Rows are ``n_audio * n_group`` (beams or best-of samples of one file are adjacent).
+    Row ``r`` starts with ``pad[r]`` padding tokens: its keys there are masked and its
+    positions count from its first real token, so each row sees what it would see alone.
+    """
+
+    def __init__(self, model: Whisper, audio_features: Tensor, n_group: int, pad: Tensor):
+        self.decoder = model.decoder
+        self.n_group = n_group
+        self.pad = pad
+        self.self_kv: list[tuple[Tensor, Tensor]] = []
+        self.cross_kv = [
+            (block.cross_attn.key(audio_features), block.cross_attn.value(audio_features))
+            for block in self.decoder.blocks
+        ]
+        self.dtype = audio_features.dtype
+
+    def logits(self, tokens: Tensor, sot_index: int) -> tuple[Tensor, Tensor | None]:
+        """Next-token logits at the last position, and at ``sot_index`` on the first call."""
+        first = not self.self_kv
+        offset = 0 if first else self.self_kv[0][0].shape[1]
+        if not first:
+            tokens = tokens[:, -1:]
+        n = tokens.shape[1]
+        pos = torch.arange(offset, offset + n, device=tokens.device)
+        positions = (pos[None, :] - self.pad[:, None]).clamp(min=0)
+        x = self.decoder.token_embedding(tokens) + self.decoder.positional_embedding[positions]
+        x = x.to(self.dtype)
+
+        keys = torch.arange(offset + n, device=tokens.device)
+        real = keys[None, :] >= self.pad[:, None]  # (rows, keys)
+        if first:  # causal; a pad query sees itself so that no softmax row is empty
+            allowed = (keys[None, :] <= pos[:, None])[None] & (
+                real[:, None, :] | (keys[None, :] == pos[:, None])[None]
+            )
+        else:
+            allowed = real[:, None, :]
+        mask = allowed[:, None]  # (rows, 1 head, queries, keys)
+
+        new_kv = []
+        for i, block in enumerate(self.decoder.blocks):
+            h = block.attn_ln(x)
+            k, v = block.attn.key(h), block.attn.value(h)
+            if not first:
+                k = torch.cat([self.self_kv[i][0], k], dim=1)
+                v = torch.cat([self.self_kv[i][1], v], dim=1)
+            new_kv.append((k, v))
+            x = x + block.attn.out(_attention(block.attn.query(h), k, v, block.attn.n_head, mask))
+            h = block.cross_attn_ln(x)
+            q = block.cross_attn.query(h)
+            rows, n_q, width = q.shape
+            q = q.reshape(rows // self.n_group, self.n_group * n_q, width)  # fold beams
+            ck, cv = self.cross_kv[i]
+            a = _attention(q, ck, cv, block.cross_attn.n_head, None)
+            x = x + block.cross_attn.out(a.reshape(rows, n_q, width))
+            x = x + block.mlp(block.mlp_ln(x))
+        self.self_kv = new_kv
+
+        x = self.decoder.ln(x)
+        weight = self.decoder.token_embedding.weight.to(x.dtype)
+        last = (x[:, -1] @ weight.T).float()
+        at_sot = (x[:, sot_index] @ weight.T).float() if first else None
+        return last, at_sot
+
+    def rearrange_kv_cache(self, source_indices: list[int]) -> None:
+        """Keep the cache rows of the beams that survived (called by beam search)."""
+        if source_indices != list(range(len(source_indices))):
+            index = torch.tensor(source_indices, device=self.pad.device)
+            self.self_kv = [(k[index], v[index]) for k, v in self.self_kv]
+
+
+def _attention(q: Tensor, k: Tensor, v: Tensor, n_head: int, mask: Tensor | None) -> Tensor:
+    """Multi-head scaled dot-product attention, as whisper's ``qkv_attention`` (SDPA path)."""
+    b, n, width = q.shape
+    q = q.view(b, n, n_head, -1).transpose(1, 2)
+    k = k.view(b, k.shape[1], n_head, -1).transpose(1, 2)
+    v = v.view(b, v.shape[1], n_head, -1).transpose(1, 2)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return out.transpose(1, 2).reshape(b, n, width)
+
+
+class _BatchBeamSearchDecoder(BeamSearchDecoder):
+    """``BeamSearchDecoder.update`` with one device-to-host transfer per step.
+
+    Same candidates, order, ties and finished-sequence bookkeeping as the stock decoder.
+    """
+
+    def update(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor) -> tuple[Tensor, bool]:
+        """Extend each file's beams by one token; see ``BeamSearchDecoder.update``."""
+        beam = self.beam_size
+        n_audio = tokens.shape[0] // beam
+        first = self.finished_sequences is None
+        if first:
+            self.finished_sequences = [{} for _ in range(n_audio)]
+
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        top_logprobs, top_tokens = logprobs.topk(beam + 1)
+        cand_scores = (sum_logprobs[:, None] + top_logprobs).tolist()
+        cand_tokens = top_tokens.tolist()
+        host_tokens: list[list[int]] | None = None
+
+        next_rows, next_tokens, next_scores, finished_sequences = [], [], [], []
+        for i in range(n_audio):
+            scores: dict[tuple[int, int], float] = {}
+            sources: dict[tuple[int, int], int] = {}
+            for j in range(beam):
+                idx = i * beam + j
+                # all beams start identical: the stock decoder merges their candidates
+                parent = 0 if first else j
+                for score, token in zip(cand_scores[idx], cand_tokens[idx], strict=True):
+                    scores[(parent, token)] = score
+                    sources[(parent, token)] = idx
+            finished = {}
+            saved = 0
+            for key in sorted(scores, key=scores.get, reverse=True):
+                if key[1] == self.eot:
+                    if host_tokens is None:
+                        host_tokens = tokens.tolist()
+                    finished[(*host_tokens[sources[key]], key[1])] = scores[key]
+                else:
+                    next_rows.append(sources[key])
+                    next_tokens.append(key[1])
+                    next_scores.append(scores[key])
+                    saved += 1
+                    if saved == beam:
+                        break
+            finished_sequences.append(finished)
+
+        rows = torch.tensor(next_rows, device=tokens.device)
+        new = torch.tensor(next_tokens, device=tokens.device)
+        tokens = torch.cat([tokens[rows], new[:, None]], dim=-1)
+        sum_logprobs.copy_(torch.tensor(next_scores, dtype=sum_logprobs.dtype))
+        self.inference.rearrange_kv_cache(next_rows)
+
+        for previously_finished, newly_finished in zip(
+            self.finished_sequences, finished_sequences, strict=True
+        ):
+            for seq in sorted(newly_finished, key=newly_finished.get, reverse=True):
+                if len(previously_finished) >= self.max_candidates:
+                    break
+                previously_finished[seq] = newly_finished[seq]
+
+        completed = all(len(s) >= self.max_candidates for s in self.finished_sequences)
+        return tokens, completed
+
+
+class _BatchTimestampRules(ApplyTimestampRules):
+    """``ApplyTimestampRules.apply`` as tensor operations over all rows (no per-row sync)."""
+
+    def apply(self, logits: Tensor, tokens: Tensor) -> None:
+        """Mask ``logits`` in place; see ``ApplyTimestampRules.apply``."""
+        tk = self.tokenizer
+        ts_begin = tk.timestamp_begin
+        if tk.no_timestamps is not None:
+            logits[:, tk.no_timestamps] = -np.inf
+
+        sampled = tokens[:, self.sample_begin :]
+        n_rows, n = sampled.shape
+        vocab = torch.arange(logits.shape[-1], device=logits.device)
+        is_ts = sampled >= ts_begin
+        false = torch.zeros(n_rows, dtype=torch.bool, device=logits.device)
+        last_ts = is_ts[:, -1] if n >= 1 else false
+        penultimate_ts = is_ts[:, -2] if n >= 2 else ~false
+
+        ban = ((last_ts & penultimate_ts)[:, None] & (vocab >= ts_begin)[None]) | (
+            (last_ts & ~penultimate_ts)[:, None] & (vocab < tk.eot)[None]
+        )
+        if n >= 1:
+            has_ts = is_ts.any(dim=1)
+            last_pos = n - 1 - is_ts.flip(1).to(torch.int8).argmax(dim=1)
+            last_value = sampled.gather(1, last_pos[:, None])[:, 0]
+            bound = last_value + (~(last_ts & ~penultimate_ts)).long()
+            ban |= has_ts[:, None] & (vocab >= ts_begin)[None] & (vocab[None] < bound[:, None])
+        logits.masked_fill_(ban, -np.inf)
+
+        if n == 0:
+            logits[:, :ts_begin] = -np.inf
+            if self.max_initial_timestamp_index is not None:
+                logits[:, ts_begin + self.max_initial_timestamp_index + 1 :] = -np.inf
+
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        timestamp_logprob = logprobs[:, ts_begin:].logsumexp(dim=-1)
+        max_text_logprob = logprobs[:, :ts_begin].max(dim=-1).values
+        take_timestamp = (timestamp_logprob > max_text_logprob)[:, None] & (vocab < ts_begin)[None]
+        logits.masked_fill_(take_timestamp, -np.inf)
+
+
+class _BatchDecodingTask(DecodingTask):
+    """A ``DecodingTask`` whose rows are different files, each with its own initial tokens.
+
+    ``prompt_length`` is the longest row's prompt part (``sot_prev`` and prompt tokens);
+    every row is left-padded to it, so the start-of-transcript token and the first sampled
+    token sit at the same column in all rows.
+    """
+
+    def __init__(self, model: Whisper, options: DecodingOptions, prompt_length: int):
+        self.prompt_length = prompt_length
+        super().__init__(model, options)
+        if isinstance(self.decoder, BeamSearchDecoder):
+            self.decoder = _BatchBeamSearchDecoder(
+                options.beam_size, self.tokenizer.eot, self.inference, options.patience
+            )
+        self.logit_filters = [
+            _BatchTimestampRules(f.tokenizer, f.sample_begin, f.max_initial_timestamp_index)
+            if isinstance(f, ApplyTimestampRules)
+            else f
+            for f in self.logit_filters
+        ]
+
+    def _get_initial_tokens(self) -> tuple[int, ...]:
+        return (_PAD_TOKEN,) * self.prompt_length + tuple(self.sot_sequence)
+
+    def _main_loop(self, audio_features: Tensor, tokens: Tensor):
+        n_rows = tokens.shape[0]
+        sum_logprobs = torch.zeros(n_rows, device=audio_features.device)
+        no_speech_probs = [np.nan] * n_rows
+        for _ in range(self.sample_len):
+            logits, at_sot = self.inference.logits(tokens, self.sot_index)
+            if at_sot is not None and self.tokenizer.no_speech is not None:
+                no_speech_probs = at_sot.softmax(dim=-1)[:, self.tokenizer.no_speech].tolist()
+            for logit_filter in self.logit_filters:
+                logit_filter.apply(logits, tokens)
+            tokens, completed = self.decoder.update(tokens, logits, sum_logprobs)
+            if completed or tokens.shape[-1] > self.n_ctx:
+                break
+        return tokens, sum_logprobs, no_speech_probs
+
+    @torch.no_grad()
+    def run_rows(
+        self, audio_features: Tensor, rows: Sequence[Sequence[int]]
+    ) -> list[DecodingResult]:
+        """Decode one window per file: ``audio_features[i]`` with initial tokens ``rows[i]``."""
+        self.decoder.reset()
+        tokenizer = self.tokenizer
+        n_audio, length = len(rows), len(self.initial_tokens)
+        pads = [length - len(r) for r in rows]
+        device = audio_features.device
+        tokens = torch.tensor([[_PAD_TOKEN] * p + list(r) for p, r in zip(pads, rows, strict=True)])
+        tokens = tokens.repeat_interleave(self.n_group, dim=0).to(device)
+        pad = torch.tensor(pads, device=device).repeat_interleave(self.n_group)
+        self.inference = _PaddedInference(self.model, audio_features, self.n_group, pad)
+        if isinstance(self.decoder, BeamSearchDecoder):
+            self.decoder.inference = self.inference
+
+        tokens, sum_logprobs, no_speech_probs = self._main_loop(audio_features, tokens)
+        no_speech_probs = no_speech_probs[:: self.n_group]
+        tokens = tokens.reshape(n_audio, self.n_group, -1)
+        sum_logprobs = sum_logprobs.reshape(n_audio, self.n_group)
+        candidates, sum_lps = self.decoder.finalize(tokens, sum_logprobs)
+        candidates = [
+            [t[self.sample_begin : (t == tokenizer.eot).nonzero()[0, 0]] for t in s]
+            for s in candidates
+        ]
+        selected = self.sequence_ranker.rank(candidates, sum_lps)
+        results = []
+        for i in range(n_audio):
+            best = candidates[i][selected[i]].tolist()
+            text = tokenizer.decode(best).strip()
+            results.append(
+                DecodingResult(
+                    audio_features=audio_features[i],
+                    language=self.options.language,
+                    tokens=best,
+                    text=text,
+                    avg_logprob=sum_lps[i][selected[i]] / (len(best) + 1),
+                    no_speech_prob=no_speech_probs[i],
+                    temperature=self.options.temperature,
+                    compression_ratio=compression_ratio(text),
+                )
+            )
+        return results
+
+
+@dataclass
+class _File:
+    """One file's progress through ``transcribe()``'s window loop."""
+
+    index: int
+    mel: Tensor  # (n_mels, frames + N_FRAMES of padding), on the model's device
+    content_frames: int
+    tokenizer: Tokenizer
+    initial_prompt_tokens: list[int]
+    seek: int = 0
+    all_tokens: list[int] = field(default_factory=list)
+    segments: list[dict] = field(default_factory=list)
+    prompt_reset_since: int = 0
+
+    def window(self) -> tuple[Tensor, int]:
+        """The current 30-s mel window (padded) and its number of content frames."""
+        size = min(N_FRAMES, self.content_frames - self.seek)
+        return pad_or_trim(self.mel[:, self.seek : self.seek + size], N_FRAMES), size
+
+    def initial_tokens(self, max_prompt: int, sot_sequence: Sequence[int]) -> list[int]:
+        """``sot_prev`` + prompt + ``sot_sequence``, as ``DecodingTask`` makes them."""
+        prompt = self.all_tokens[self.prompt_reset_since :]
+        head = [self.tokenizer.sot_prev, *prompt[-max_prompt:]] if prompt else []
+        return head + list(sot_sequence)
+
+    def result(self) -> dict:
+        """The ``transcribe()``-shaped result."""
+        return {
+            "text": self.tokenizer.decode(self.all_tokens[len(self.initial_prompt_tokens) :]),
+            "segments": self.segments,
+            "language": self.tokenizer.language or "en",
+        }
+
+
+def _advance(f: _File, result: DecodingResult, size: int, opts: BatchOptions) -> None:
+    """Add one decoded window's segments to ``f`` and move its seek, as ``transcribe()``."""
+    tk = f.tokenizer
+    if opts.no_speech_threshold is not None:
+        skip = result.no_speech_prob > opts.no_speech_threshold
+        if opts.logprob_threshold is not None and result.avg_logprob > opts.logprob_threshold:
+            skip = False
+        if skip:
+            f.seek += size
+            return
+
+    input_stride = N_FRAMES // 1500  # mel frames per output token: 2
+    time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # 0.02 s
+    time_offset = float(f.seek * HOP_LENGTH / SAMPLE_RATE)
+    tokens = torch.tensor(result.tokens)
+
+    def segment(start: float, end: float, toks: Tensor) -> dict:
+        toks_list = toks.tolist()
+        return {
+            "seek": f.seek,
+            "start": start,
+            "end": end,
+            "text": tk.decode([t for t in toks_list if t < tk.eot]),
+            "tokens": toks_list,
+            "temperature": result.temperature,
+            "avg_logprob": result.avg_logprob,
+            "compression_ratio": result.compression_ratio,
+            "no_speech_prob": result.no_speech_prob,
+        }
+
+    current = []
+    is_ts = tokens.ge(tk.timestamp_begin)
+    single_timestamp_ending = is_ts[-2:].tolist() == [False, True]
+    consecutive = (torch.where(is_ts[:-1] & is_ts[1:])[0] + 1).tolist()
+    if consecutive:
+        slices = consecutive + ([len(tokens)] if single_timestamp_ending else [])
+        last = 0
+        for cut in slices:
+            part = tokens[last:cut]
+            start = time_offset + (part[0].item() - tk.timestamp_begin) * time_precision
+            end = time_offset + (part[-1].item() - tk.timestamp_begin) * time_precision
+            current.append(segment(start, end, part))
+            last = cut
+        if single_timestamp_ending:
+            f.seek += size
+        else:
+            f.seek += (tokens[last - 1].item() - tk.timestamp_begin) * input_stride
+    else:
+        duration = size * HOP_LENGTH / SAMPLE_RATE
+        stamps = tokens[is_ts.nonzero().flatten()]
+        if len(stamps) > 0 and stamps[-1].item() != tk.timestamp_begin:
+            duration = (stamps[-1].item() - tk.timestamp_begin) * time_precision
+        current.append(segment(time_offset, time_offset + duration, tokens))
+        f.seek += size
+
+    for seg in current:  # an instantaneous or empty segment is cleared
+        if seg["start"] == seg["end"] or seg["text"].strip() == "":
+            seg["text"], seg["tokens"] = "", []
+    start_id = len(f.segments)
+    f.segments.extend({"id": start_id + i, **seg} for i, seg in enumerate(current))
+    f.all_tokens.extend(t for seg in current for t in seg["tokens"])
+    if not opts.condition_on_previous_text or result.temperature > 0.5:
+        f.prompt_reset_since = len(f.all_tokens)
+
+
+def _decode_with_fallback(
+    model: Whisper, features: Tensor, rows: list[list[int]], sot_len: int, opts: BatchOptions
+) -> list[DecodingResult]:
+    """Decode windows at the first temperature; redo those that fail, together, hotter.
+
+    Each row already holds its file's language token; the task's own tokenizer only gives
+    special-token ids, which are the same for every language.
+    """
+    results: list[DecodingResult | None] = [None] * len(rows)
+    pending = list(range(len(rows)))
+    for temperature in opts.temperatures():
+        options = opts.decoding_options(temperature, opts.language or "en")
+        prompt_length = max(len(rows[i]) for i in pending) - sot_len
+        task = _BatchDecodingTask(model, options, prompt_length)
+        index = torch.tensor(pending, device=features.device)
+        out = task.run_rows(features[index], [rows[i] for i in pending])
+        still = []
+        for i, result in zip(pending, out, strict=True):
+            results[i] = result
+            if opts.needs_fallback(result):
+                still.append(i)
+        pending = still
+        if not pending:
+            break
+    return results  # type: ignore[return-value]
+
+
+def _sot_sequence(tokenizer: Tokenizer, opts: BatchOptions) -> tuple[int, ...]:
+    """The start-of-transcript tokens ``DecodingTask`` uses for these options."""
+    if opts.without_timestamps:
+        return tokenizer.sot_sequence_including_notimestamps
+    return tokenizer.sot_sequence
+
+
+def _start_files(
+    model: Whisper, admitted: list[tuple[int, Tensor]], opts: BatchOptions, dtype: torch.dtype
+) -> list[_File]:
+    """Make the state of newly admitted files; detect their language in one batch if needed."""
+    if not admitted:
+        return []
+    if opts.language is not None or not model.is_multilingual:
+        languages = [opts.language or "en"] * len(admitted)
+    else:
+        first = torch.stack([pad_or_trim(mel, N_FRAMES) for _, mel in admitted]).to(dtype)
+        _, probs = model.detect_language(first)
+        languages = [max(p, key=p.get) for p in probs]
+    files = []
+    for (index, mel), language in zip(admitted, languages, strict=True):
+        tokenizer = get_tokenizer(
+            model.is_multilingual,
+            num_languages=model.num_languages,
+            language=language,
+            task=opts.task,
+        )
+        prompt = tokenizer.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
+        files.append(
+            _File(
+                index=index,
+                mel=mel,
+                content_frames=mel.shape[-1] - N_FRAMES,
+                tokenizer=tokenizer,
+                initial_prompt_tokens=prompt,
+                all_tokens=list(prompt),
+            )
+        )
+    return files
+
+
+@torch.no_grad()
+def transcribe_batch(
+    model: Whisper, audios: Sequence[np.ndarray], *, batch_size: int, **decode_options
+) -> list[dict]:
+    """Transcribe many 16 kHz mono float32 waveforms, decoding one window of up to
+    ``batch_size`` files at a time.
+
+    ``decode_options`` are ``BatchOptions`` fields (``whisper.transcribe()``'s names). Returns,
+    per audio in input order, ``{"text", "segments", "language"}`` as ``transcribe()`` does.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    opts = BatchOptions(**decode_options)
+    if model.device.type == "cpu" and opts.fp16:
+        opts = replace(opts, fp16=False)
+    dtype = torch.float16 if opts.fp16 else torch.float32
+    max_prompt = model.dims.n_text_ctx // 2 - 1
+
+    queue = deque(enumerate(audios))
+    active: list[_File] = []
+    done: dict[int, dict] = {}
+    while queue or active:
+        admitted = []
+        while queue and len(active) + len(admitted) < batch_size:
+            index, audio = queue.popleft()
+            mel = log_mel_spectrogram(audio, model.dims.n_mels, N_SAMPLES, device=model.device)
+            admitted.append((index, mel))
+        active.extend(_start_files(model, admitted, opts, dtype))
+        for f in [f for f in active if f.seek >= f.content_frames]:  # finished, or empty
+            done[f.index] = f.result()
+            active.remove(f)
+        if not active:
+            continue
+
+        windows, sizes = zip(*(f.window() for f in active), strict=True)
+        features = model.encoder(torch.stack(windows).to(dtype))
+        sots = [_sot_sequence(f.tokenizer, opts) for f in active]
+        rows = [f.initial_tokens(max_prompt, sot) for f, sot in zip(active, sots, strict=True)]
+        results = _decode_with_fallback(model, features, rows, len(sots[0]), opts)
+        for f, result, size in zip(active, results, sizes, strict=True):
+            _advance(f, result, size, opts)
+    return [done[i] for i in range(len(audios))]

@@ -1,0 +1,57 @@
+"""KFP wrapper of the transcription engine (thin: the work is in ``engine.py``)."""
+
+from kfp.dsl import Dataset, Metrics, Output
+
+from components.common.kfp_helpers import lightweight
+
+
+def transcribe(
+    shard: list[str],
+    transcripts: Output[Dataset],
+    metrics: Output[Metrics],
+    whisper_model: str = "tiny.en",
+    language: str = "auto",
+    beam_size: int = 5,
+    batch_size: int = 1,
+    device: str = "auto",
+    condition_on_previous_text: bool = True,
+    no_speech_threshold: float = 0.6,
+    silence_threshold_db: float = -50.0,
+):
+    """Transcribe a shard of audio files with OpenAI Whisper, loading the model once.
+
+    Args:
+        shard: Source URIs of this shard (s3://bucket/key or absolute local paths).
+        whisper_model: Whisper model name (tiny.en ... large-v3), checkpoint file path,
+            or s3:// URI of a checkpoint file.
+        language: Spoken language code or name; auto detects it per file.
+        beam_size: Beams at temperature 0 (5, as the whisper CLI); sampling fallback above.
+        batch_size: Files decoded together; 1 is the sequential reference path.
+        device: cuda, cuda:N or cpu; auto picks CUDA when present (fp16 on GPU only).
+        condition_on_previous_text: Prompt each 30-s window with the previous text.
+        no_speech_threshold: No-speech probability above which a window with a low log
+            probability is silence.
+        silence_threshold_db: RMS level (dBFS) below which audio is silence (no text).
+
+    Returns:
+        transcripts: JSON Lines, one record per input file in input order (source, status,
+            error, language, duration_s, text, segments, model, processing_s).
+        metrics: files, files_failed, audio_seconds, processing_seconds, real_time_factor,
+            model_load_seconds.
+    """
+    import logging
+
+    from components.transcribe.engine import TranscribeOptions, run_transcribe_step
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    options = TranscribeOptions(
+        model=whisper_model, language=language, beam_size=beam_size, batch_size=batch_size,
+        device=device, condition_on_previous_text=condition_on_previous_text,
+        no_speech_threshold=no_speech_threshold, silence_threshold_db=silence_threshold_db,
+    )
+    values = run_transcribe_step(list(shard), transcripts.path, options)
+    for name, value in values.items():
+        metrics.log_metric(name, value)
+
+
+transcribe_op = lightweight(transcribe)

@@ -1,0 +1,1 @@
+"""The asr-summarize pipeline, its deployment profiles and the ``kfp-asr`` command line."""

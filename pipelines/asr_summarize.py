@@ -1,0 +1,149 @@
+"""The ``asr-summarize`` pipeline: plan → ParallelFor(shards) {transcribe → summarize} → report.
+
+:func:`build_pipeline` makes the pipeline for one deployment profile: the components run on
+the profile's image, the transcribe and summarize pods carry its Kueue labels, and each
+step gets the profile's resources, scheduling constraints, Secrets and model cache. Every
+setting is applied the same way for every profile: profiles differ in data only.
+
+No ``from __future__ import annotations`` here: KFP reads the pipeline function's types.
+"""
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from components.transcribe.component import transcribe
+from kfp import compiler, dsl, kubernetes
+
+from components.common.kfp_helpers import lightweight
+from components.plan.component import plan
+from components.report.component import report
+from components.summarize.component import summarize
+from pipelines.profiles import ModelCache, Profile, TaskSettings, get_profile
+
+PIPELINE_NAME = "asr-summarize"
+COMPILED = Path(__file__).resolve().parent.parent / "compiled" / "asr_summarize.yaml"
+
+#: Secret key → environment variable of the S3/MinIO connection (docs/architecture.md).
+MINIO_SECRET_KEYS = {k: k for k in ("MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
+                                    "MINIO_SECURE")}
+LLM_SECRET_KEYS = {"LLM_API_KEY": "LLM_API_KEY"}
+MODEL_CACHE_VOLUME = "whisper-cache"
+
+
+def _apply_resources(task: dsl.PipelineTask, settings: TaskSettings) -> None:
+    task.set_cpu_request(settings.cpu_request).set_cpu_limit(settings.cpu_limit)
+    task.set_memory_request(settings.memory_request).set_memory_limit(settings.memory_limit)
+    if settings.accelerator:
+        task.set_accelerator_type(settings.accelerator.type)
+        task.set_accelerator_limit(settings.accelerator.count)
+    for key, value in settings.node_selector.items():
+        kubernetes.add_node_selector(task, key, value)
+    for toleration in settings.tolerations:
+        kubernetes.add_toleration(task, toleration.key, toleration.operator, toleration.value,
+                                  toleration.effect)
+
+
+def _mount_cache(task: dsl.PipelineTask, cache: ModelCache) -> None:
+    if cache.pvc:
+        kubernetes.mount_pvc(task, cache.pvc, cache.path)
+    else:
+        kubernetes.empty_dir_mount(task, MODEL_CACHE_VOLUME, cache.path,
+                                   size_limit=cache.size_limit)
+    task.set_env_variable("WHISPER_CACHE_DIR", cache.path)
+
+
+def _queue(task: dsl.PipelineTask, profile: Profile) -> None:
+    for key, value in profile.pod_labels.items():
+        kubernetes.add_pod_label(task, key, value)
+
+
+def build_pipeline(profile: Profile):
+    """The ``asr-summarize`` pipeline compiled for ``profile`` (parameter defaults included)."""
+    plan_op = lightweight(plan, profile.image)
+    transcribe_op = lightweight(transcribe, profile.image)
+    summarize_op = lightweight(summarize, profile.image)
+    report_op = lightweight(report, profile.image)
+    d = profile.params
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=(
+        "Transcribe a bucket of recorded audio with Whisper and summarize every transcript "
+        f"(deployment profile {profile.name})."))
+    def asr_summarize(
+        input_uri: str = d.input_uri,
+        output_uri: str = d.output_uri,
+        whisper_model: str = d.whisper_model,
+        language: str = d.language,
+        beam_size: int = d.beam_size,
+        batch_size: int = d.batch_size,
+        num_shards: int = d.num_shards,
+        llm_endpoint: str = d.llm_endpoint,
+        llm_model: str = d.llm_model,
+        max_tokens: int = d.max_tokens,
+        max_concurrency: int = d.max_concurrency,
+    ):
+        """Transcribe a bucket of recorded audio with Whisper and summarize every transcript.
+
+        Args:
+            input_uri: Audio to process: s3://bucket/prefix/ (or a local folder for run-local).
+            output_uri: Where transcripts, summaries, subtitles and the report are written.
+            whisper_model: Whisper model name (tiny.en … large-v3) or a checkpoint path.
+            language: Spoken language code, or auto to detect it per file.
+            beam_size: Beam width of Whisper's decoder (1: greedy).
+            batch_size: Audio windows Whisper decodes at once.
+            num_shards: Shards the plan splits the files into, balanced by audio duration.
+            llm_endpoint: OpenAI-compatible base URL of the summarizer (the llm-d gateway).
+            llm_model: Served model name of the summarizer.
+            max_tokens: Longest summary, in tokens.
+            max_concurrency: Summary requests in flight at once per shard.
+        """
+        planned = plan_op(input_uri=input_uri, num_shards=num_shards)
+        planned.set_display_name("plan shards").set_caching_options(False).set_retry(2, "30s")
+        _apply_resources(planned, profile.tasks["plan"])
+        kubernetes.use_secret_as_env(planned, profile.secrets.minio, MINIO_SECRET_KEYS)
+
+        with dsl.ParallelFor(planned.outputs["Output"], parallelism=profile.parallelism,
+                             name="shards") as shard:
+            transcribed = transcribe_op(shard=shard, whisper_model=whisper_model,
+                                        language=language, beam_size=beam_size,
+                                        batch_size=batch_size)
+            transcribed.set_display_name("transcribe shard").set_caching_options(False)
+            transcribed.set_retry(2, "60s")
+            _apply_resources(transcribed, profile.tasks["transcribe"])
+            _queue(transcribed, profile)
+            _mount_cache(transcribed, profile.model_cache)
+            kubernetes.use_secret_as_env(transcribed, profile.secrets.minio, MINIO_SECRET_KEYS)
+
+            summarized = summarize_op(transcripts=transcribed.outputs["transcripts"],
+                                      llm_endpoint=llm_endpoint, llm_model=llm_model,
+                                      max_tokens=max_tokens, max_concurrency=max_concurrency)
+            summarized.set_display_name("summarize shard").set_retry(2, "60s")
+            _apply_resources(summarized, profile.tasks["summarize"])
+            _queue(summarized, profile)
+            kubernetes.use_secret_as_env(summarized, profile.secrets.llm_api_key, LLM_SECRET_KEYS,
+                                         optional=True)
+
+        reported = report_op(
+            manifest=planned.outputs["manifest"],
+            transcripts=dsl.Collected(transcribed.outputs["transcripts"]),
+            summaries=dsl.Collected(summarized.outputs["summaries"]),
+            input_uri=input_uri,
+            output_uri=output_uri,
+        )
+        reported.set_display_name("report").set_caching_options(False).set_retry(2, "30s")
+        _apply_resources(reported, profile.tasks["report"])
+        kubernetes.use_secret_as_env(reported, profile.secrets.minio, MINIO_SECRET_KEYS)
+
+    return asr_summarize
+
+
+def compile_pipeline(profile_name: str | None, output_path: str | os.PathLike,
+                     image: str | None = None) -> Path:
+    """Compile the pipeline for a profile (optionally on another image) to ``output_path``."""
+    profile = get_profile(profile_name)
+    if image:
+        profile = replace(profile, image=image)
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(build_pipeline(profile), str(output_path))
+    return output_path

@@ -1,0 +1,145 @@
+"""``kfp-asr`` (also ``python -m pipelines``): compile, run locally, submit, schedule, profiles.
+
+Exit codes: 0 success; 1 ``compile --check`` found ``compiled/`` stale, or a local step
+crashed; 2 a usage or configuration error (the message names the setting); 3 ``run-local``
+finished but some records failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from components.common.errors import ConfigError
+from pipelines.profiles import get_profile, load_profiles
+
+DEFAULT_PACKAGE = Path("compiled/asr_summarize.yaml")
+EXIT_STALE = EXIT_STEP_CRASHED = 1
+EXIT_CONFIG = 2
+EXIT_FAILED_RECORDS = 3
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from pipelines.asr_summarize import compile_pipeline
+
+    if not args.check:
+        compile_pipeline(args.profile, args.output, args.image)
+        print(f"wrote {args.output}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = compile_pipeline(args.profile, Path(tmp) / "fresh.yaml", args.image).read_bytes()
+    if args.output.is_file() and args.output.read_bytes() == fresh:
+        print(f"{args.output} is current")
+        return 0
+    print(f"{args.output} is stale: run `kfp-asr compile` and commit it", file=sys.stderr)
+    return EXIT_STALE
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from components.report.report import all_ok
+    from pipelines.local import LOCAL_PROFILE, run_local
+
+    profile = get_profile(LOCAL_PROFILE)
+    overrides = {name: getattr(args, name) for name in (
+        "whisper_model", "language", "beam_size", "batch_size", "num_shards", "llm_endpoint",
+        "llm_model", "max_tokens", "max_concurrency") if getattr(args, name) is not None}
+    params = replace(profile.params, input_uri=args.input, output_uri=args.output, **overrides)
+    try:
+        metrics = run_local(profile, params)
+    except RuntimeError as e:  # kfp.local: a step crashed; its log is above
+        print(f"kfp-asr: run-local failed: {e}", file=sys.stderr)
+        return EXIT_STEP_CRASHED
+    print(", ".join(f"{k}={v}" for k, v in sorted(metrics.items())))
+    return 0 if all_ok(metrics) else EXIT_FAILED_RECORDS
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from pipelines.kfp_client import Schedule, Target, parse_params, submit
+
+    if not args.package.is_file():
+        raise ConfigError(f"--package {args.package} does not exist: run `kfp-asr compile`")
+    target = Target(host=args.host, namespace=args.namespace, experiment=args.experiment,
+                    service_account=args.service_account)
+    schedule = (Schedule(args.cron, args.max_concurrency, args.no_catchup)
+                if args.command == "schedule" else None)
+    result = submit(target, args.package, parse_params(args.package, args.param),
+                    args.run_name, schedule)
+    created = (f"recurring run {result.recurring_run_id}" if schedule
+               else f"run {result.run_id}")
+    print(f"{created} of pipeline {result.pipeline_id} version {result.version_id} "
+          f"in experiment {result.experiment_id}")
+    return 0
+
+
+def _profiles(_: argparse.Namespace) -> int:
+    profiles, default = load_profiles()
+    for name, p in profiles.items():
+        accel = p.tasks["transcribe"].accelerator
+        slot = f"{accel.type}: {accel.count}" if accel else "no accelerator"
+        mark = " (default)" if name == default else ""
+        print(f"{name}{mark}\n  {p.description}\n  transcribe: {slot}; queue {p.queue}; "
+              f"parallelism {p.parallelism}; image {p.image}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kfp-asr", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="compile the pipeline for a deployment profile")
+    c.add_argument("--profile", help="deployment profile (default: profiles.yaml's default)")
+    c.add_argument("--image", help="project image to run every step on (default: the profile's)")
+    c.add_argument("-o", "--output", type=Path, default=DEFAULT_PACKAGE)
+    c.add_argument("--check", action="store_true",
+                   help="exit 1 when the output file differs from a fresh compile")
+    c.set_defaults(func=_compile)
+
+    r = sub.add_parser("run-local", help="run the whole pipeline on this machine (kfp.local)")
+    r.add_argument("--input", required=True, help="folder or s3://bucket/prefix/ of audio")
+    r.add_argument("--output", required=True, help="folder or s3://bucket/prefix/ for results")
+    r.add_argument("--whisper-model", help="Whisper model name or checkpoint path")
+    r.add_argument("--language", help="language code, or auto")
+    r.add_argument("--beam-size", type=int)
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--shards", dest="num_shards", type=int)
+    r.add_argument("--llm-endpoint", help="OpenAI-compatible base URL ending in /v1")
+    r.add_argument("--llm-model", help="served model name")
+    r.add_argument("--max-tokens", type=int)
+    r.add_argument("--concurrency", dest="max_concurrency", type=int,
+                   help="summary requests in flight per shard")
+    r.set_defaults(func=_run_local)
+
+    for name, text in (("submit", "upload the compiled pipeline and start a run"),
+                       ("schedule", "upload the compiled pipeline and create a recurring run")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("--host", required=True, help="KFP API server URL")
+        s.add_argument("--namespace", default="asr-pipelines")
+        s.add_argument("--experiment", default="asr-summarize")
+        s.add_argument("--run-name", default="asr-summarize")
+        s.add_argument("--service-account", default="asr-pipeline-runner")
+        s.add_argument("--package", type=Path, default=DEFAULT_PACKAGE)
+        s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+        if name == "schedule":
+            s.add_argument("--cron", required=True,
+                           help="6 fields, seconds first: '0 0 2 * * *' is daily at 02:00")
+            s.add_argument("--max-concurrency", type=int, default=1)
+            s.add_argument("--no-catchup", action="store_true",
+                           help="skip the runs missed while the schedule was paused")
+        s.set_defaults(func=_submit)
+
+    p = sub.add_parser("profiles", help="list the deployment profiles")
+    p.set_defaults(func=_profiles)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kfp-asr`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"kfp-asr: error: {e}", file=sys.stderr)
+        return EXIT_CONFIG

@@ -1,0 +1,209 @@
+"""The report: joining records, metrics, HTML/Markdown pages and the export (local and S3)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from components.common import storage
+from components.common.records import (
+    Segment,
+    SummaryRecord,
+    TranscriptRecord,
+    write_jsonl,
+)
+from components.report.report import ReportOptions, all_ok, build_report, export
+
+
+@pytest.fixture
+def stage_outputs(tmp_path: Path) -> dict:
+    """Four planned files: ok, transcribe failed, summarize failed, never reported (skipped).
+
+    Records are written the way the transcribe and summarize steps write them: one JSONL
+    file per shard.
+    """
+    inp = tmp_path / "in"
+    (inp / "team").mkdir(parents=True)
+    src = {name: str(inp / name) for name in ("team/ok.wav", "bad.mp3", "nosum.wav", "lost.wav")}
+    (inp / "team" / "ok.txt").write_text("The budget was approved today.")
+    write_jsonl(
+        tmp_path / "manifest.jsonl",
+        [
+            {"source": s, "size": 1000, "etag": "e", "duration_s": d, "shard": i % 2}
+            for i, (s, d) in enumerate(zip(src.values(), (12.0, None, 30.0, 44.0), strict=True))
+        ],
+    )
+    write_jsonl(
+        tmp_path / "t0.jsonl",
+        [
+            TranscriptRecord(
+                src["team/ok.wav"],
+                language="en",
+                duration_s=12.0,
+                text="The budget was approved to day.",
+                model="tiny.en",
+                processing_s=2.0,
+                segments=[
+                    Segment(0.0, 3.5, "The budget was"),
+                    Segment(3.5, 6.0, "approved to day."),
+                ],
+            ),
+            TranscriptRecord.failed(src["bad.mp3"], "cannot decode audio: Invalid data found"),
+        ],
+    )
+    write_jsonl(
+        tmp_path / "t1.jsonl",
+        [
+            TranscriptRecord(
+                src["nosum.wav"],
+                language="en",
+                duration_s=30.0,
+                text="Hello | world",
+                model="tiny.en",
+                processing_s=4.0,
+                segments=[Segment(0, 1, "Hello")],
+            ),
+        ],
+    )
+    write_jsonl(
+        tmp_path / "s0.jsonl",
+        [
+            SummaryRecord(
+                src["team/ok.wav"],
+                summary="Budget <b>approved</b> | done.",
+                ttft_s=0.2,
+                latency_s=1.0,
+                model="m",
+            ),
+            SummaryRecord.failed(src["bad.mp3"], "transcript failed"),
+        ],
+    )
+    write_jsonl(
+        tmp_path / "s1.jsonl",
+        [
+            SummaryRecord.failed(src["nosum.wav"], "HTTP 500 from the LLM endpoint"),
+        ],
+    )
+    return {"dir": tmp_path, "input": str(inp), "src": src}
+
+
+def _build(outputs: dict):
+    d = outputs["dir"]
+    return build_report(
+        str(d / "manifest.jsonl"),
+        [str(d / "t0.jsonl"), str(d / "t1.jsonl")],
+        [str(d / "s0.jsonl"), str(d / "s1.jsonl")],
+        outputs["input"],
+        ReportOptions(),
+    )
+
+
+def test_metrics(stage_outputs: dict) -> None:
+    report = _build(stage_outputs)
+    m = report.metrics
+    assert (m["files_total"], m["files_ok"], m["files_failed"], m["files_skipped"]) == (4, 2, 1, 1)
+    assert m["audio_seconds"] == 42.0
+    assert m["audio_hours"] == pytest.approx(42.0 / 3600, abs=1e-4)
+    assert m["real_time_factor"] == pytest.approx(42.0 / 6.0)
+    assert (m["summaries_ok"], m["summaries_failed"]) == (1, 3)
+    assert m["ttft_p50_s"] == m["ttft_p95_s"] == 0.2
+    # one reference (ok.txt): 5 reference words, "today" -> "to day" is 1 substitution + 1 insertion
+    assert m["wer"] == pytest.approx(2 / 5)
+    assert m["wer_files"] == 1
+    assert not all_ok(m)
+
+
+def test_every_planned_file_has_one_record_of_each_kind(stage_outputs: dict) -> None:
+    report = _build(stage_outputs)
+    sources = list(stage_outputs["src"].values())
+    assert [t["source"] for t in report.transcripts] == sources
+    assert [s["source"] for s in report.summaries] == sources
+    lost = report.transcripts[3]
+    assert lost["status"] == "failed" and lost["error"].startswith("skipped")
+
+
+def test_rows_list_failures_first_with_readable_errors(stage_outputs: dict) -> None:
+    rows = _build(stage_outputs).rows
+    assert [(r.name, r.status) for r in rows] == [
+        ("bad.mp3", "failed"),
+        ("lost.wav", "skipped"),
+        ("nosum.wav", "failed"),
+        ("team/ok.wav", "ok"),
+    ]
+    assert rows[0].error == "transcribe: cannot decode audio: Invalid data found"
+    assert rows[2].error == "summarize: HTTP 500 from the LLM endpoint"
+    assert rows[1].duration_s == 44.0  # from the plan's probe when no transcript came back
+    assert rows[3].real_time_factor == pytest.approx(6.0)
+
+
+def test_pages_escape_untrusted_text(stage_outputs: dict) -> None:
+    report = _build(stage_outputs)
+    assert "<b>approved</b>" not in report.html
+    assert "Budget &lt;b&gt;approved&lt;/b&gt; | done." in report.html
+    assert '<a href="subtitles/team/ok.wav.srt">srt</a>' in report.html
+    assert report.html.index("Failures") < report.html.index("Files</h2>")
+    assert "Budget &lt;b&gt;approved&lt;/b&gt; \\| done." in report.markdown
+    assert "[text](text/team/ok.wav.txt)" in report.markdown
+    assert "| WER | 0.4 |" in report.markdown
+    table = report.markdown.split("## Files")[1].strip().splitlines()
+    assert len(table) == 2 + 4
+    assert all(len(re.findall(r"(?<!\\)\|", line)) == 8 for line in table)
+
+
+def _exported(read, names: list[str]) -> dict[str, str]:
+    return {name: read(name) for name in names}
+
+
+EXPORT = [
+    "transcripts.jsonl",
+    "summaries.jsonl",
+    "report.html",
+    "report.md",
+    "metrics.json",
+    "text/team/ok.wav.txt",
+    "subtitles/team/ok.wav.srt",
+    "subtitles/team/ok.wav.vtt",
+    "subtitles/nosum.wav.srt",
+]
+
+
+def _check_export(files: dict[str, str], report) -> None:
+    assert [json.loads(x)["source"] for x in files["transcripts.jsonl"].splitlines()] == [
+        t["source"] for t in report.transcripts
+    ]
+    assert len(files["summaries.jsonl"].splitlines()) == 4
+    assert json.loads(files["metrics.json"]) == report.metrics
+    assert files["report.html"] == report.html
+    assert files["text/team/ok.wav.txt"] == "The budget was approved to day.\n"
+    assert "00:00:03,500 --> 00:00:06,000\napproved to day." in files["subtitles/team/ok.wav.srt"]
+    assert files["subtitles/team/ok.wav.vtt"].startswith("WEBVTT")
+
+
+def test_export_to_a_local_folder(stage_outputs: dict, tmp_path: Path) -> None:
+    report = _build(stage_outputs)
+    out = tmp_path / "out"
+    export(str(out), report)
+    _check_export(_exported(lambda n: (out / n).read_text(), EXPORT), report)
+    assert not (out / "subtitles" / "bad.mp3.srt").exists()
+
+
+def test_export_to_s3(stage_outputs: dict, s3_bucket: str) -> None:
+    report = _build(stage_outputs)
+    prefix = f"s3://{s3_bucket}/runs/1"
+    export(prefix, report)
+    _check_export(_exported(lambda n: storage.read_text(f"{prefix}/{n}"), EXPORT), report)
+
+
+def test_all_ok_when_every_file_and_summary_is_ok(stage_outputs: dict) -> None:
+    d = stage_outputs["dir"]
+    ok = stage_outputs["src"]["team/ok.wav"]
+    write_jsonl(
+        d / "manifest.jsonl",
+        [{"source": ok, "size": 1, "etag": "e", "duration_s": 12.0, "shard": 0}],
+    )
+    report = _build(stage_outputs)
+    assert all_ok(report.metrics)
+    assert "Failures" not in report.html

@@ -1,0 +1,74 @@
+"""The ``transcribe`` KFP component: compiled interface and runs under ``kfp.local``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from kfp import compiler, local
+
+from components.common.records import FAILED, OK, read_jsonl
+from components.transcribe.component import transcribe_op
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = "utt06_en-gb+m3_s140.wav"
+
+
+@pytest.fixture
+def local_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``kfp.local`` with a subprocess runner; returns the (fresh) pipeline root."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("WHISPER_CACHE_DIR", str(tmp_path / "whisper-cache"))
+    root = tmp_path / "pipeline-root"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    return root
+
+
+def test_interface_and_descriptions(tmp_path: Path) -> None:
+    out = tmp_path / "transcribe.yaml"
+    compiler.Compiler().compile(transcribe_op, str(out))
+    spec = yaml.safe_load(out.read_text())
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["shard"]["parameterType"] == "LIST"
+    assert inputs["whisper_model"]["defaultValue"] == "tiny.en"
+    assert inputs["language"]["defaultValue"] == "auto"
+    assert inputs["beam_size"]["defaultValue"] == 5
+    assert inputs["batch_size"]["defaultValue"] == 1
+    assert "s3:// URI of a checkpoint" in inputs["whisper_model"]["description"]
+    outputs = spec["root"]["outputDefinitions"]["artifacts"]
+    assert outputs["transcripts"]["artifactType"]["schemaTitle"] == "system.Dataset"
+    assert outputs["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+    assert "one record per input file" in outputs["transcripts"]["description"]
+
+
+@pytest.mark.slow
+def test_runs_under_kfp_local(local_runner: Path, tmp_path: Path, audio_dir: Path,
+                              whisper_model: str) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really")
+    shard = [str(audio_dir / CLIP), str(bad)]
+    task = transcribe_op(shard=shard, whisper_model=whisper_model, language="en")
+
+    records = read_jsonl(task.outputs["transcripts"].path)
+    assert [r["source"] for r in records] == shard
+    assert [r["status"] for r in records] == [OK, FAILED]
+    assert "agenda" in records[0]["text"].lower()
+    metrics = task.outputs["metrics"].metadata
+    assert metrics["files"] == 2 and metrics["files_failed"] == 1
+    assert metrics["audio_seconds"] == pytest.approx(6.395, abs=0.05)
+    assert metrics["real_time_factor"] == pytest.approx(
+        metrics["audio_seconds"] / metrics["processing_seconds"], rel=0.01)
+
+
+def test_config_error_fails_the_task_and_writes_nothing(local_runner: Path, tmp_path: Path,
+                                                       capfd: pytest.CaptureFixture) -> None:
+    clip = tmp_path / "x.wav"
+    clip.write_bytes(b"")
+    with pytest.raises(RuntimeError):
+        transcribe_op(shard=[str(clip)], whisper_model="tiny-english")
+    captured = capfd.readouterr()
+    assert "whisper_model='tiny-english' is not a Whisper model name" in captured.out + captured.err
+    assert not [p for p in local_runner.rglob("*") if p.is_file()], "nothing half-written"
