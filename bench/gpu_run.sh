@@ -9,7 +9,7 @@
 # 2. On the device (python3 with torch and CUDA; no network):
 #      device run: command "bash bench/gpu_run.sh", carry [".devcarry"], timeout_s 600
 #    It unpacks everything under /tmp, builds a 64-file corpus, runs cli/loop/batched with
-#    tiny.en (beam 5), a profile of the batched way, then loop/batched with random-weight
+#    tiny.en (beam 5) at batch 64/16/32, then loop/batched with random-weight
 #    small, medium and large-v3 at a fixed decoded length. Results: $OUT/RESULTS-gpu.md
 #    (tables for bench/RESULTS.md), $OUT/gpu_run.log, $OUT/tiny_en.json. About 7 minutes.
 set -uo pipefail
@@ -73,7 +73,7 @@ echo "## GPU run $(date -u +%F)" > "$MD"
 step "tiny.en: cli (6 files spread over the corpus) / loop / batched, beam 5"
 timeout 330 python3 bench/transcribe_throughput.py --device cuda --model /tmp/tiny.en.pt \
     --files 64 --corpus /tmp/corpus --ways cli,loop,batched --cli-files 6 \
-    --batch-sizes 32,64 --json "$OUT/tiny_en.json" --markdown "$MD"
+    --batch-sizes 16,32 --json "$OUT/tiny_en.json" --markdown "$MD"
 
 for size in ${SIZES:-large-v3}; do
     step "random-weight $size: loop / batched, 32 tokens per window"

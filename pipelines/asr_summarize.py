@@ -12,13 +12,13 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from components.transcribe.component import transcribe
 from kfp import compiler, dsl, kubernetes
 
 from components.common.kfp_helpers import lightweight
 from components.plan.component import plan
 from components.report.component import report
 from components.summarize.component import summarize
+from components.transcribe.component import transcribe
 from pipelines.profiles import ModelCache, Profile, TaskSettings, get_profile
 
 PIPELINE_NAME = "asr-summarize"
@@ -90,7 +90,8 @@ def build_pipeline(profile: Profile):
             whisper_model: Whisper model name (tiny.en … large-v3) or a checkpoint path.
             language: Spoken language code, or auto to detect it per file.
             beam_size: Beam width of Whisper's decoder (1: greedy).
-            batch_size: Audio windows Whisper decodes at once.
+            batch_size: Audio files Whisper decodes together; 0 picks it from the GPU
+                slice's free memory, 1 is the sequential path.
             num_shards: Shards the plan splits the files into, balanced by audio duration.
             llm_endpoint: OpenAI-compatible base URL of the summarizer (the llm-d gateway).
             llm_model: Served model name of the summarizer.

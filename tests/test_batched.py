@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from whisper.decoding import ApplyTimestampRules, BeamSearchDecoder
+from whisper.model import ModelDimensions, Whisper
 from whisper.tokenizer import get_tokenizer
 
 from components.common.wer import corpus_wer
@@ -131,6 +132,24 @@ def test_bad_batch_size_and_unknown_option_are_rejected():
 def test_default_batch_size_per_device():
     assert batched.default_batch_size("cpu") == batched.DEFAULT_BATCH_SIZE["cpu"]
     assert batched.default_batch_size("cuda:1") == batched.DEFAULT_BATCH_SIZE["cuda"]
+
+
+# Peak GPU memory measured on an H200 (bench/RESULTS.md): (dims, rows, beams, peak GiB).
+_MEASURED_PEAKS = [
+    (ModelDimensions(80, 1500, 384, 6, 4, 51864, 448, 384, 6, 4), 64, 5, 1.53),  # tiny.en
+    (ModelDimensions(128, 1500, 1280, 20, 32, 51866, 448, 1280, 20, 32), 16, 5, 10.63),  # large-v3
+]
+
+
+@pytest.mark.parametrize(("dims", "rows", "beams", "peak_gib"), _MEASURED_PEAKS)
+def test_row_memory_estimate_covers_the_measured_peaks(dims, rows, beams, peak_gib):
+    weights = 2 * sum(p.numel() for p in Whisper(dims).parameters())  # fp16
+    assert weights + rows * batched.row_bytes(dims, beams) >= peak_gib * 2**30
+
+
+def test_auto_batch_size_on_cpu_is_the_cpu_default():
+    dims = _MEASURED_PEAKS[0][0]
+    assert batched.auto_batch_size(Whisper(dims), beams=5) == batched.DEFAULT_BATCH_SIZE["cpu"]
 
 
 def _random_rows(tokenizer, n_rows: int, sample_begin: int, length: int, seed: int):

@@ -339,3 +339,20 @@ def join(prefix_uri: str, *names: str) -> str:
     base = prefix_uri.rstrip("/")
     tail = "/".join(n.strip("/") for n in names if n)
     return f"{base}/{tail}" if tail else base
+
+
+def check_relative_key(key: str) -> str:
+    """``key`` when it is a relative key that stays below its prefix, else :class:`UnsafeKeyError`.
+
+    The output-side twin of :func:`safe_join`: names derived from untrusted input keys must
+    not write outside the output prefix (S3) or folder (local).
+    """
+    parts = PurePosixPath(key.replace("\\", "/")).parts
+    if not parts or key.startswith(("/", "\\")) or any(p in ("..", ".", "") for p in parts):
+        raise UnsafeKeyError(f"object key {key!r} would leave the output prefix")
+    return key
+
+
+def child(prefix_uri: str, key: str) -> str:
+    """``prefix_uri/key`` for a key derived from untrusted input (checked, see above)."""
+    return join(prefix_uri, check_relative_key(key))

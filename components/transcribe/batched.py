@@ -49,15 +49,23 @@ from whisper.decoding import (
     DecodingResult,
     DecodingTask,
 )
-from whisper.model import Whisper
+from whisper.model import ModelDimensions, Whisper
 from whisper.tokenizer import Tokenizer, get_tokenizer
 from whisper.utils import compression_ratio
 
 # Default batch size per device kind; figures in bench/RESULTS.md, "Transcription
-# throughput". cpu 4: provisional, measured on a 2-core machine under heavy shared load
-# (batched 1.2-1.4x the transcribe() loop at equal WER). cuda 16: provisional until
-# bench/gpu_run.sh's sweep (8/16/32/64, with peak memory, for a MIG 1g.10gb slice) runs.
-DEFAULT_BATCH_SIZE: dict[str, int] = {"cpu": 4, "cuda": 16}
+# throughput". cpu 4: measured on a 2-core machine (batched 1.2-1.4x the transcribe() loop at
+# equal WER). cuda 64: on an H200 with tiny.en, beam 5, 64 files, batch 16/32/64 ran at
+# 36x/62x/183x real time: a small model's decoder step costs about the same at any batch
+# size (launch-bound), so fewer, fuller rounds win. :func:`auto_batch_size` caps it by memory.
+DEFAULT_BATCH_SIZE: dict[str, int] = {"cpu": 4, "cuda": 64}
+#: Bytes of GPU memory per batch row and per element of the model's per-row state (encoder
+#: output plus one self-attention key/value cache per beam). Calibrated on the H200 runs:
+#: tiny.en at 64 rows peaked at 1.53 GiB (2.7 B/element), large-v3 at 16 rows at 10.6 GiB
+#: (2.1 B/element); 3 keeps a margin.
+BYTES_PER_STATE_ELEMENT = 3
+#: Share of the free GPU memory the batch may fill (the rest: allocator slack, other work).
+MEMORY_SHARE = 0.7
 
 _PAD_TOKEN = 0  # any text token other than end-of-text; pads are masked out
 
@@ -65,6 +73,28 @@ _PAD_TOKEN = 0  # any text token other than end-of-text; pads are masked out
 def default_batch_size(device: torch.device | str) -> int:
     """The measured default batch size for a device (``"cpu"``, ``"cuda"``, ``"cuda:1"``...)."""
     return DEFAULT_BATCH_SIZE.get(torch.device(device).type, 1)
+
+
+def row_bytes(dims: ModelDimensions, beams: int) -> int:
+    """Estimated GPU memory one batch row needs for a model of ``dims`` with ``beams`` beams."""
+    encoder = dims.n_audio_ctx * dims.n_audio_state * dims.n_audio_layer
+    decoder = 2 * beams * dims.n_text_ctx * dims.n_text_state * dims.n_text_layer
+    return BYTES_PER_STATE_ELEMENT * (encoder + decoder)
+
+
+def auto_batch_size(model: Whisper, beams: int = 5) -> int:
+    """The batch size for ``model`` on its device: the device default, capped by memory.
+
+    On a GPU the cap is the free memory (a MIG slice reports only its own) times
+    :data:`MEMORY_SHARE` over :func:`row_bytes`; a 1g.5gb slice with ``medium`` gets about 5
+    rows, a 1g.10gb slice with ``tiny.en`` the full default.
+    """
+    device = model.device
+    size = default_batch_size(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        size = min(size, int(MEMORY_SHARE * free // row_bytes(model.dims, max(beams, 1))))
+    return max(1, size)
 
 
 @dataclass(frozen=True)

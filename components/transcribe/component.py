@@ -26,7 +26,8 @@ def transcribe(
             or s3:// URI of a checkpoint file.
         language: Spoken language code or name; auto detects it per file.
         beam_size: Beams at temperature 0 (5, as the whisper CLI); sampling fallback above.
-        batch_size: Files decoded together; 1 is the sequential reference path.
+        batch_size: Files decoded together; 0 picks it from the device's free memory,
+            1 is the sequential reference path.
         device: cuda, cuda:N or cpu; auto picks CUDA when present (fp16 on GPU only).
         condition_on_previous_text: Prompt each 30-s window with the previous text.
         no_speech_threshold: No-speech probability above which a window with a low log

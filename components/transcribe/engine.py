@@ -64,7 +64,8 @@ class TranscribeOptions:
         fp16: half precision; ``None`` means on for CUDA, off on CPU.
         device: ``cuda``, ``cuda:1``, ``cpu``; ``None``/``"auto"`` picks CUDA when present.
         batch_size: files decoded together; 1 is the sequential reference path, more uses
-            :mod:`components.transcribe.batched` (no word timestamps there).
+            :mod:`components.transcribe.batched` (no word timestamps there); 0 picks the
+            size from the device and its free memory (:func:`batched.auto_batch_size`).
         no_speech_threshold: a window whose no-speech probability is above this and whose
             average log probability is below ``logprob_threshold`` is silence.
         logprob_threshold: see ``no_speech_threshold``; also triggers temperature fallback.
@@ -117,9 +118,9 @@ def normalize_language(language: str | None) -> str | None:
 
 def resolve_options(options: TranscribeOptions) -> TranscribeOptions:
     """Options with ``device``, ``fp16`` and ``language`` made concrete and values checked."""
-    if options.batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {options.batch_size}")
-    if options.batch_size > 1 and options.word_timestamps:
+    if options.batch_size < 0:
+        raise ConfigError(f"batch_size must be 0 (auto) or more, got {options.batch_size}")
+    if options.batch_size != 1 and options.word_timestamps:
         raise ConfigError("word_timestamps needs batch_size 1 (the batched decoder has none)")
     if options.beam_size is not None and options.beam_size < 1:
         raise ConfigError(f"beam_size must be at least 1, got {options.beam_size}")
@@ -387,6 +388,13 @@ def transcribe_shard(sources: list[str], options: TranscribeOptions, work_dir: s
     options = resolve_options(options)
     if model is None:
         model = load_model(options.model, options.device, options.model_cache_dir)
+    if options.batch_size == 0:
+        from components.transcribe.batched import auto_batch_size
+
+        beams = max(options.beam_size or 1, options.best_of or 1)
+        options = replace(options, batch_size=auto_batch_size(model, beams))
+        log.info("batch_size 0: %d files decoded together on %s", options.batch_size,
+                 options.device)
     if not model.is_multilingual and options.language not in (None, "en"):
         raise ConfigError(f"language={options.language!r}, but whisper_model={options.model!r} "
                           "is English-only: use 'en', 'auto' or a multilingual model")
