@@ -32,6 +32,7 @@ MODEL_CACHE_VOLUME = "whisper-cache"
 
 
 def _apply_resources(task: dsl.PipelineTask, settings: TaskSettings) -> None:
+    task.set_retry(settings.retries, settings.retry_backoff)
     task.set_cpu_request(settings.cpu_request).set_cpu_limit(settings.cpu_limit)
     task.set_memory_request(settings.memory_request).set_memory_limit(settings.memory_limit)
     if settings.accelerator:
@@ -81,6 +82,7 @@ def build_pipeline(profile: Profile):
         llm_model: str = d.llm_model,
         max_tokens: int = d.max_tokens,
         max_concurrency: int = d.max_concurrency,
+        reprocess: bool = d.reprocess,
     ):
         """Transcribe a bucket of recorded audio with Whisper and summarize every transcript.
 
@@ -97,30 +99,34 @@ def build_pipeline(profile: Profile):
             llm_model: Served model name of the summarizer.
             max_tokens: Longest summary, in tokens.
             max_concurrency: Summary requests in flight at once per shard.
+            reprocess: Process every input again, even those the output's ledger marks as
+                finished (by default a run processes only new and changed inputs).
         """
-        planned = plan_op(input_uri=input_uri, num_shards=num_shards)
-        planned.set_display_name("plan shards").set_caching_options(False).set_retry(2, "30s")
+        planned = plan_op(input_uri=input_uri, output_uri=output_uri, num_shards=num_shards,
+                          reprocess=reprocess)
+        planned.set_display_name("plan shards").set_caching_options(False)
         _apply_resources(planned, profile.tasks["plan"])
         kubernetes.use_secret_as_env(planned, profile.secrets.minio, MINIO_SECRET_KEYS)
 
         with dsl.ParallelFor(planned.outputs["Output"], parallelism=profile.parallelism,
                              name="shards") as shard:
-            transcribed = transcribe_op(shard=shard, whisper_model=whisper_model,
-                                        language=language, beam_size=beam_size,
-                                        batch_size=batch_size)
+            transcribed = transcribe_op(shard=shard, output_uri=output_uri,
+                                        whisper_model=whisper_model, language=language,
+                                        beam_size=beam_size, batch_size=batch_size)
             transcribed.set_display_name("transcribe shard").set_caching_options(False)
-            transcribed.set_retry(2, "60s")
             _apply_resources(transcribed, profile.tasks["transcribe"])
             _queue(transcribed, profile)
             _mount_cache(transcribed, profile.model_cache)
             kubernetes.use_secret_as_env(transcribed, profile.secrets.minio, MINIO_SECRET_KEYS)
 
             summarized = summarize_op(transcripts=transcribed.outputs["transcripts"],
+                                      shard=shard, output_uri=output_uri,
                                       llm_endpoint=llm_endpoint, llm_model=llm_model,
                                       max_tokens=max_tokens, max_concurrency=max_concurrency)
-            summarized.set_display_name("summarize shard").set_retry(2, "60s")
+            summarized.set_display_name("summarize shard").set_caching_options(False)
             _apply_resources(summarized, profile.tasks["summarize"])
             _queue(summarized, profile)
+            kubernetes.use_secret_as_env(summarized, profile.secrets.minio, MINIO_SECRET_KEYS)
             kubernetes.use_secret_as_env(summarized, profile.secrets.llm_api_key, LLM_SECRET_KEYS,
                                          optional=True)
 
@@ -131,7 +137,7 @@ def build_pipeline(profile: Profile):
             input_uri=input_uri,
             output_uri=output_uri,
         )
-        reported.set_display_name("report").set_caching_options(False).set_retry(2, "30s")
+        reported.set_display_name("report").set_caching_options(False)
         _apply_resources(reported, profile.tasks["report"])
         kubernetes.use_secret_as_env(reported, profile.secrets.minio, MINIO_SECRET_KEYS)
 

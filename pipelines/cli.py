@@ -1,8 +1,9 @@
 """``kfp-asr`` (also ``python -m pipelines``): compile, run locally, submit, schedule, profiles.
 
-Exit codes: 0 success; 1 ``compile --check`` found ``compiled/`` stale, or a local step
-crashed; 2 a usage or configuration error (the message names the setting); 3 ``run-local``
-finished but some records failed.
+Exit codes: 0 success; 1 ``compile --check`` found ``compiled/`` stale, a local step
+crashed, or the S3 endpoint stayed unreachable past its retries (the message names
+``MINIO_ENDPOINT``); 2 a usage or configuration error (the message names the setting); 3
+``run-local`` finished but some records failed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from components.common.errors import ConfigError
+from components.common.errors import ConfigError, StorageError
 from pipelines.profiles import get_profile, load_profiles
 
 DEFAULT_PACKAGE = Path("compiled/asr_summarize.yaml")
@@ -42,18 +43,35 @@ def _run_local(args: argparse.Namespace) -> int:
     from components.report.report import all_ok
     from pipelines.local import LOCAL_PROFILE, run_local
 
-    profile = get_profile(LOCAL_PROFILE)
+    profile = get_profile(LOCAL_PROFILE).with_retries(args.retries, args.retry_backoff)
     overrides = {name: getattr(args, name) for name in (
         "whisper_model", "language", "beam_size", "batch_size", "num_shards", "llm_endpoint",
         "llm_model", "max_tokens", "max_concurrency") if getattr(args, name) is not None}
-    params = replace(profile.params, input_uri=args.input, output_uri=args.output, **overrides)
+    params = replace(profile.params, input_uri=args.input, output_uri=args.output,
+                     reprocess=args.reprocess, **overrides)
     try:
         metrics = run_local(profile, params)
     except RuntimeError as e:  # kfp.local: a step crashed; its log is above
         print(f"kfp-asr: run-local failed: {e}", file=sys.stderr)
+        cause = storage_problem(params.output_uri)
+        if cause:
+            print(f"kfp-asr: error: {cause}", file=sys.stderr)
         return EXIT_STEP_CRASHED
     print(", ".join(f"{k}={v}" for k, v in sorted(metrics.items())))
     return 0 if all_ok(metrics) else EXIT_FAILED_RECORDS
+
+
+def storage_problem(uri: str) -> str | None:
+    """Why the S3 endpoint of ``uri`` is not usable now (named by setting), or ``None``."""
+    from components.common import storage
+
+    if not storage.is_remote(uri):
+        return None
+    try:
+        storage.check_bucket(uri)
+    except (StorageError, ConfigError) as e:
+        return str(e)
+    return None
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -110,6 +128,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--max-tokens", type=int)
     r.add_argument("--concurrency", dest="max_concurrency", type=int,
                    help="summary requests in flight per shard")
+    r.add_argument("--reprocess", action="store_true",
+                   help="process every input again, even those the output's ledger marks "
+                        "as finished")
+    r.add_argument("--retries", type=int,
+                   help="times a failed step runs again (default: the profile's, 2)")
+    r.add_argument("--retry-backoff", metavar="DURATION",
+                   help="first wait before a step runs again, e.g. 0s (default: 30s or 60s, "
+                        "doubling)")
     r.set_defaults(func=_run_local)
 
     for name, text in (("submit", "upload the compiled pipeline and start a run"),
@@ -143,3 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"kfp-asr: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    except StorageError as e:  # the S3 endpoint failed past its retries (names MINIO_ENDPOINT)
+        print(f"kfp-asr: error: {e}", file=sys.stderr)
+        return EXIT_STEP_CRASHED

@@ -6,7 +6,7 @@ profile, so adding a cluster means adding a YAML entry, not code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,11 @@ class Toleration:
 
 @dataclass(frozen=True)
 class TaskSettings:
-    """Resources and scheduling constraints of one step's pods."""
+    """Resources, scheduling constraints and retries of one step's pods.
+
+    ``retries``: times a failed pod is run again (a killed pod included), after
+    ``retry_backoff`` (a duration such as ``30s``), doubling each time.
+    """
 
     accelerator: Accelerator | None
     cpu_request: str
@@ -47,6 +51,8 @@ class TaskSettings:
     memory_limit: str
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[Toleration, ...] = ()
+    retries: int = 2
+    retry_backoff: str = "30s"
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class PipelineDefaults:
     llm_model: str
     max_tokens: int
     max_concurrency: int
+    reprocess: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,12 @@ class Profile:
                   "kueue.x-k8s.io/priority-class": self.priority_class}
         return {k: v for k, v in labels.items() if v}
 
+    def with_retries(self, retries: int | None = None, backoff: str | None = None) -> Profile:
+        """This profile with every step's retry count and/or first backoff replaced."""
+        changes = {k: v for k, v in (("retries", retries), ("retry_backoff", backoff))
+                   if v is not None}
+        return replace(self, tasks={step: replace(t, **changes) for step, t in self.tasks.items()})
+
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``override`` laid over it; nested mappings merge, anything else replaces."""
@@ -127,6 +140,8 @@ def _task(data: dict[str, Any]) -> TaskSettings:
         memory_limit=str(data["memory_limit"]),
         node_selector={str(k): str(v) for k, v in (data.get("node_selector") or {}).items()},
         tolerations=tuple(Toleration(**t) for t in data.get("tolerations") or ()),
+        retries=int(data.get("retries", 2)),
+        retry_backoff=str(data.get("retry_backoff", "30s")),
     )
 
 

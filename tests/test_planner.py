@@ -88,15 +88,16 @@ def _check_plan(result, expected: dict[str, float], num_shards: int) -> None:
     for name, duration in expected.items():
         assert by_name[name].duration_s == pytest.approx(duration, abs=0.2)
         assert by_name[name].weight_s == pytest.approx(duration, abs=0.2)
-    flat = [s for shard in result.shards for s in shard]
+    flat = [it.source for shard in result.shards for it in shard]
     assert sorted(flat) == sorted(f.source for f in result.files)
     assert len(result.shards) == num_shards
     for index, shard in enumerate(result.shards):
-        assert all(by_name[Path(s).name].shard == index for s in shard)
-        weights = [by_name[Path(s).name].weight_s for s in shard]
+        assert all(by_name[Path(it.source).name].shard == index for it in shard)
+        weights = [by_name[Path(it.source).name].weight_s for it in shard]
         assert weights == sorted(weights, reverse=True)
     weights = [f.weight_s for f in result.files]
-    loads = [sum(by_name[Path(s).name].weight_s for s in shard) for shard in result.shards]
+    loads = [sum(by_name[Path(it.source).name].weight_s for it in shard)
+             for shard in result.shards]
     assert max(loads) == pytest.approx(makespan(weights, balance(weights, num_shards)))
 
 
@@ -121,7 +122,7 @@ def test_unprobeable_file_weighs_its_size_at_the_batch_byte_rate(clip_dir: Path)
     # here (3 of 5 probed files), so the estimate is size / (wav bytes per second).
     wav_rate = wav.stat().st_size / files[wav.name].duration_s
     assert files["broken.wav"].weight_s == pytest.approx(broken.stat().st_size / wav_rate, rel=0.05)
-    assert any(str(broken) in shard for shard in result.shards)
+    assert any(it.source == str(broken) for shard in result.shards for it in shard)
 
 
 def test_more_shards_than_files_gives_one_file_per_shard(clip_dir: Path) -> None:
@@ -162,6 +163,7 @@ def test_plan_component_under_kfp_local(clip_dir: Path, tmp_path: Path) -> None:
     manifest = [
         json.loads(line) for line in Path(task.outputs["manifest"].path).read_text().splitlines()
     ]
-    assert sorted(s for shard in shards for s in shard) == sorted(m["source"] for m in manifest)
+    assert sorted(it["source"] for shard in shards for it in shard) == sorted(
+        m["source"] for m in manifest)
     assert {m["shard"] for m in manifest} == {0, 1}
     assert len(manifest) == len(CLIPS)

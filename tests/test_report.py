@@ -20,7 +20,7 @@ from components.report.report import ReportOptions, all_ok, build_report, export
 
 @pytest.fixture
 def stage_outputs(tmp_path: Path) -> dict:
-    """Four planned files: ok, transcribe failed, summarize failed, never reported (skipped).
+    """Four planned files: ok, transcribe failed, summarize failed, never reported (lost).
 
     Records are written the way the transcribe and summarize steps write them: one JSONL
     file per shard.
@@ -104,7 +104,8 @@ def _build(outputs: dict):
 def test_metrics(stage_outputs: dict) -> None:
     report = _build(stage_outputs)
     m = report.metrics
-    assert (m["files_total"], m["files_ok"], m["files_failed"], m["files_skipped"]) == (4, 2, 1, 1)
+    assert (m["files_total"], m["files_ok"], m["files_failed"], m["files_skipped"]) == (4, 2, 2, 0)
+    assert (m["files_processed"], m["files_lost"]) == (4, 1)
     assert m["audio_seconds"] == 42.0
     assert m["audio_hours"] == pytest.approx(42.0 / 3600, abs=1e-4)
     assert m["real_time_factor"] == pytest.approx(42.0 / 6.0)
@@ -122,14 +123,14 @@ def test_every_planned_file_has_one_record_of_each_kind(stage_outputs: dict) -> 
     assert [t["source"] for t in report.transcripts] == sources
     assert [s["source"] for s in report.summaries] == sources
     lost = report.transcripts[3]
-    assert lost["status"] == "failed" and lost["error"].startswith("skipped")
+    assert lost["status"] == "failed" and lost["error"].startswith("lost")
 
 
 def test_rows_list_failures_first_with_readable_errors(stage_outputs: dict) -> None:
     rows = _build(stage_outputs).rows
     assert [(r.name, r.status) for r in rows] == [
         ("bad.mp3", "failed"),
-        ("lost.wav", "skipped"),
+        ("lost.wav", "lost"),
         ("nosum.wav", "failed"),
         ("team/ok.wav", "ok"),
     ]
@@ -207,3 +208,22 @@ def test_all_ok_when_every_file_and_summary_is_ok(stage_outputs: dict) -> None:
     report = _build(stage_outputs)
     assert all_ok(report.metrics)
     assert "Failures" not in report.html
+
+
+def test_inputs_finished_earlier_are_counted_not_listed(stage_outputs: dict) -> None:
+    d = stage_outputs["dir"]
+    ok = stage_outputs["src"]["team/ok.wav"]
+    write_jsonl(d / "manifest.jsonl", [
+        {"source": ok, "name": "team/ok.wav", "size": 1, "etag": "e", "duration_s": 12.0,
+         "shard": 0, "action": "process"},
+        {"source": "/elsewhere/old.wav", "name": "old.wav", "size": 1, "etag": "e",
+         "duration_s": None, "shard": None, "action": "skip"},
+    ])
+    report = _build(stage_outputs)
+    m = report.metrics
+    assert (m["files_total"], m["files_processed"], m["files_skipped"]) == (2, 1, 1)
+    assert (m["files_ok"], m["files_failed"]) == (1, 0)
+    assert all_ok(m)
+    assert [r.name for r in report.rows] == ["team/ok.wav"]
+    assert [t["source"] for t in report.transcripts] == [ok]
+    assert "| skipped (finished earlier) | 1 |" in report.markdown

@@ -50,7 +50,8 @@ def test_runs_under_kfp_local(local_runner: Path, tmp_path: Path, audio_dir: Pat
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really")
     shard = [str(audio_dir / CLIP), str(bad)]
-    task = transcribe_op(shard=shard, whisper_model=whisper_model, language="en")
+    items = [{"source": s, "name": Path(s).name, "etag": "e", "size": 1} for s in shard]
+    task = transcribe_op(shard=items, whisper_model=whisper_model, language="en")
 
     records = read_jsonl(task.outputs["transcripts"].path)
     assert [r["source"] for r in records] == shard
@@ -68,7 +69,8 @@ def test_config_error_fails_the_task_and_writes_nothing(local_runner: Path, tmp_
     clip = tmp_path / "x.wav"
     clip.write_bytes(b"")
     with pytest.raises(RuntimeError):
-        transcribe_op(shard=[str(clip)], whisper_model="tiny-english")
+        transcribe_op(shard=[{"source": str(clip), "name": "x.wav", "etag": "e"}],
+                      whisper_model="tiny-english")
     captured = capfd.readouterr()
     assert "whisper_model='tiny-english' is not a Whisper model name" in captured.out + captured.err
     assert not [p for p in local_runner.rglob("*") if p.is_file()], "nothing half-written"

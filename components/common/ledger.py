@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 LEDGER_DIR = "_ledger"
 TRANSCRIPTS_DIR = "transcripts"
 SUMMARIES_DIR = "summaries"
+#: ``action`` of a plan manifest line: processed by this run, or finished earlier.
+PROCESS = "process"
+SKIP = "skip"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,16 @@ class Item:
     name: str
     etag: str
     size: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form the plan hands to the stages (one shard is a list of these)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Item:
+        """The item of a shard entry written by :meth:`to_dict`."""
+        return cls(str(data["source"]), str(data["name"]), str(data["etag"]),
+                   int(data.get("size") or 0))
 
 
 def relative_name(source: str, input_uri: str) -> str:
@@ -63,12 +76,13 @@ def relative_name(source: str, input_uri: str) -> str:
 
 def result_uri(output_uri: str, stage_dir: str, name: str) -> str:
     """Where the record of ``name`` for one stage (``transcripts``/``summaries``) is kept."""
-    return storage.join(output_uri, stage_dir, f"{name}.json")
+    return storage.child(storage.join(output_uri, stage_dir), f"{name}.json")
 
 
 def ledger_uri(output_uri: str, item: Item) -> str:
     """The ledger object that marks ``item`` (at its current ETag) as finished."""
-    return storage.join(output_uri, LEDGER_DIR, item.name, f"{_safe_etag(item.etag)}.json")
+    return storage.child(storage.join(output_uri, LEDGER_DIR),
+                         f"{item.name}/{_safe_etag(item.etag)}.json")
 
 
 def _safe_etag(etag: str) -> str:
@@ -126,10 +140,19 @@ def store_result(output_uri: str, stage_dir: str, item: Item, record: dict[str, 
 
 
 def mark_finished(output_uri: str, item: Item) -> None:
-    """Write the ledger object of ``item``; call only after its records are uploaded."""
+    """Write the ledger object of ``item``; call only after its records are uploaded.
+
+    Entries of the same name at other ETags are removed afterwards: the stored records now
+    belong to this version, so an object changed back to an old version is processed again.
+    """
     entry = {"source": item.source, "name": item.name, "etag": item.etag, "size": item.size,
              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    storage.write_text(ledger_uri(output_uri, item), json.dumps(entry), "application/json")
+    current = ledger_uri(output_uri, item)
+    storage.write_text(current, json.dumps(entry), "application/json")
+    folder, _, leaf = current.rpartition("/")
+    for obj in storage.list_objects(folder + "/"):
+        if PurePosixPath(obj.uri.replace(os.sep, "/")).name != leaf:
+            storage.delete(obj.uri)
 
 
 def load_results(output_uri: str, stage_dir: str, items: list[Item],

@@ -191,6 +191,8 @@ def _s3_call(uri: str, fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except (S3Error, urllib3.exceptions.HTTPError) as e:
         raise _describe(e, uri) from e
+    except ValueError as e:  # the SDK refuses keys with "." or ".." segments
+        raise UnsafeKeyError(f"object key of {uri} is refused: {e}") from e
 
 
 def check_bucket(uri: str) -> None:
@@ -320,6 +322,15 @@ def exists(uri: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def delete(uri: str) -> None:
+    """Remove an object (or local file); a missing one is no error."""
+    if not is_remote(uri):
+        _local(uri).unlink(missing_ok=True)
+        return
+    bucket, key = split_s3_uri(uri)
+    _s3_call(uri, client().remove_object, bucket, key)
 
 
 def presigned_url(uri: str, expires_s: int = 3600) -> str:

@@ -8,24 +8,35 @@ whichever is larger; on sets of many short calls and a few long recordings that 
 a few per cent of the lower bound ``max(total / shards, longest)``.
 
 Durations come from the container header (ffprobe, through a presigned URL for S3
-objects). A file that cannot be probed weighs its size converted to seconds with the
-median bytes-per-second of the probed files (or :attr:`PlanOptions.fallback_bytes_per_s`
-when none could be probed); the transcribe stage reports the file if it is broken.
+objects). At most :attr:`PlanOptions.max_probes` files are probed (an evenly spaced sample
+of a larger batch), so planning a bucket of many thousand objects takes seconds. A file
+that is not or cannot be probed weighs its size converted to seconds with the median
+bytes-per-second of the probed files (or :attr:`PlanOptions.fallback_bytes_per_s` when none
+could be probed); the transcribe stage reports the file if it is broken.
+
+Incremental runs: with an output URI, inputs that the ledger there marks as finished at
+their current ETag (:mod:`components.common.ledger`, one listing) are planned as ``skip``
+and left out of the shards, unless ``reprocess`` is set; a changed object (new ETag) is
+processed again.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import statistics
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from components.common import storage
+from components.common import ledger, storage
 from components.common.audio import probe_duration
-from components.common.errors import ConfigError
+from components.common.errors import ConfigError, StorageError, UnsafeKeyError
+from components.common.ledger import PROCESS, SKIP, Item
 from components.common.storage import ObjectInfo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,8 +46,14 @@ class PlanOptions:
     num_shards: int = 4
     #: ffprobe calls in flight at once (each reads only the container header).
     probe_workers: int = 8
+    #: Most files probed; a larger batch gets an evenly spaced sample probed.
+    max_probes: int = 64
+    #: Longest one ffprobe call may take.
+    probe_timeout_s: float = 20.0
     #: Bytes per second of audio assumed when no file could be probed (16 kHz 16-bit mono WAV).
     fallback_bytes_per_s: float = 32_000.0
+    #: Process every input again, whatever the ledger says.
+    reprocess: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,11 +61,13 @@ class PlannedFile:
     """One line of the plan manifest."""
 
     source: str
+    name: str
     size: int
     etag: str
     duration_s: float | None
     weight_s: float
-    shard: int
+    shard: int | None
+    action: str = PROCESS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,10 +75,18 @@ class PlannedFile:
 
 @dataclass(frozen=True)
 class Plan:
-    """The shards (source URIs per shard, heaviest file first) and every planned file."""
+    """The shards (items per shard, heaviest file first) and every input file.
 
-    shards: list[list[str]]
+    There is always at least one shard, possibly empty, so a pipeline loop over the shards
+    never runs zero times.
+    """
+
+    shards: list[list[Item]]
     files: list[PlannedFile]
+
+    def shard_dicts(self) -> list[list[dict[str, Any]]]:
+        """The shards as JSON-able lists of item dicts (the plan component's output)."""
+        return [[item.to_dict() for item in shard] for shard in self.shards]
 
 
 def balance(weights: Sequence[float], num_shards: int) -> list[list[int]]:
@@ -98,32 +125,67 @@ def estimate_weights(
     return [d if d else size / bytes_per_s for d, size in zip(durations, sizes, strict=True)]
 
 
-def _probe(obj: ObjectInfo) -> float | None:
-    return probe_duration(storage.presigned_url(obj.uri))
+def probe_sample(count: int, max_probes: int) -> list[int]:
+    """Indices of the files to probe: all of them, or ``max_probes`` evenly spaced ones."""
+    if count <= max_probes:
+        return list(range(count))
+    if max_probes <= 0:
+        return []
+    if max_probes == 1:
+        return [0]
+    return sorted({round(i * (count - 1) / (max_probes - 1)) for i in range(max_probes)})
 
 
-def plan_objects(objects: Sequence[ObjectInfo], options: PlanOptions) -> Plan:
-    """Probe every object's duration and balance the objects onto shards."""
+def plan_items(items: Sequence[Item], options: PlanOptions) -> Plan:
+    """Probe (a sample of) the items' durations and balance the items onto shards."""
+    sample = probe_sample(len(items), options.max_probes)
+
+    def probe(index: int) -> float | None:
+        try:
+            url = storage.presigned_url(items[index].source)
+        except (StorageError, UnsafeKeyError):  # weighed by size; transcribe reports it
+            return None
+        return probe_duration(url, timeout_s=options.probe_timeout_s)
+
+    durations: list[float | None] = [None] * len(items)
     with ThreadPoolExecutor(max_workers=max(1, options.probe_workers)) as pool:
-        durations = list(pool.map(_probe, objects))
-    weights = estimate_weights(durations, [o.size for o in objects], options.fallback_bytes_per_s)
-    shard_indices = balance(weights, options.num_shards)
+        for index, duration in zip(sample, pool.map(probe, sample), strict=True):
+            durations[index] = duration
+    weights = estimate_weights(durations, [it.size for it in items], options.fallback_bytes_per_s)
+    shard_indices = balance(weights, options.num_shards) or [[]]
     shard_of = {i: s for s, shard in enumerate(shard_indices) for i in shard}
     files = [
-        PlannedFile(o.uri, o.size, o.etag, durations[i], round(weights[i], 3), shard_of[i])
-        for i, o in enumerate(objects)
+        PlannedFile(it.source, it.name, it.size, it.etag, durations[i], round(weights[i], 3),
+                    shard_of[i])
+        for i, it in enumerate(items)
     ]
-    shards = [[objects[i].uri for i in shard] for shard in shard_indices]
-    return Plan(shards=shards, files=files)
+    return Plan(shards=[[items[i] for i in shard] for shard in shard_indices], files=files)
 
 
-def plan(input_uri: str, options: PlanOptions) -> Plan:
+def to_items(objects: Sequence[ObjectInfo], input_uri: str) -> list[Item]:
+    """The listed objects as items named relative to the input prefix."""
+    return [Item(o.uri, ledger.relative_name(o.uri, input_uri), o.etag, o.size) for o in objects]
+
+
+def plan(input_uri: str, options: PlanOptions, output_uri: str | None = None) -> Plan:
     """List the audio under ``input_uri`` (S3 prefix or local folder) and plan it.
 
-    Raises :class:`ConfigError` when the input holds no audio: a run over nothing is a
-    configuration mistake (wrong prefix), not an empty success.
+    With ``output_uri``, inputs its ledger marks as finished are planned as ``skip`` (see the
+    module docstring). Raises :class:`ConfigError` when the input holds no audio at all: a
+    run over nothing is a configuration mistake (wrong prefix), not an empty success. An
+    input whose audio is all finished is no error: the plan has one empty shard.
     """
     objects = storage.list_audio(input_uri)
     if not objects:
         raise ConfigError(f"input_uri {input_uri} holds no audio files")
-    return plan_objects(objects, options)
+    items = to_items(objects, input_uri)
+    done = ledger.finished(output_uri) if output_uri and not options.reprocess else set()
+    todo = [it for it in items if not ledger.is_finished(it, done)]
+    result = plan_items(todo, options)
+    skipped = [PlannedFile(it.source, it.name, it.size, it.etag, None, 0.0, None, SKIP)
+               for it in items if ledger.is_finished(it, done)]
+    log.info("plan: %d inputs, %d to process in %d shard(s), %d finished earlier (skipped)",
+             len(items), len(todo), len(result.shards), len(skipped))
+    order = {it.source: i for i, it in enumerate(items)}
+    files = sorted(result.files + skipped, key=lambda f: order[f.source])
+    return Plan(shards=result.shards, files=files)

@@ -22,12 +22,14 @@ def report(
         transcripts: The transcribe outputs of every shard.
         summaries: The summarize outputs of every shard.
         input_uri: The input prefix; names in the report and the export are relative to it.
-        output_uri: Where the export goes (s3:// prefix or local folder).
+        output_uri: Where the export goes (s3:// prefix or local folder); its transcripts.jsonl
+            and summaries.jsonl hold the inputs this run processed.
 
     Returns:
         report_html: Per-file table, failures first, with totals and transcript links.
         report_md: The same report as Markdown.
-        metrics: Files, audio hours, failures, real-time factor, TTFT p50/p95, WER.
+        metrics: Files total, processed by this run, skipped (finished earlier), ok and
+            failed; audio hours, real-time factor, TTFT p50/p95, WER.
     """
     from components.report.report import ReportOptions, build_report, export
 

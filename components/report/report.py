@@ -1,20 +1,27 @@
 """Join the plan manifest, transcripts and summaries into a report, metrics and an export.
 
-One row per input file, failures first: duration, status, language, real-time factor,
-summary and links to the transcript and subtitles. The metrics (also ``metrics.json``):
+One row per input file processed by this run, failures first: duration, status, language,
+real-time factor, summary and links to the transcript and subtitles. Inputs the plan skipped
+(finished by an earlier run, per the ledger) are counted, not listed. The metrics (also
+``metrics.json``):
 
-- ``files_total``, ``files_ok``, ``files_failed``, ``files_skipped`` (a planned file that no
-  transcribe task reported on, e.g. its shard's task was lost), ``audio_seconds``,
-  ``audio_hours`` (of the files transcribed ok)
+- ``files_total`` (every input under the prefix), ``files_processed`` (planned for this
+  run), ``files_skipped`` (finished earlier, left alone), ``files_ok``, ``files_failed``
+  (of the processed ones; includes ``files_lost``: planned files that no transcribe task
+  reported on, e.g. its shard's task was lost), ``audio_seconds``, ``audio_hours`` (of the
+  files transcribed ok by this run)
 - ``real_time_factor``: audio seconds per second of transcription, over every ok file
 - ``summaries_ok``, ``summaries_failed``, ``ttft_p50_s``, ``ttft_p95_s``
 - ``wer`` and ``wer_files`` when ``<name>.txt`` reference transcripts sit beside the audio
 
-The export writes ``transcripts.jsonl``, ``summaries.jsonl`` (one record per input, in plan
-order), ``text/<name>.txt``, ``subtitles/<name>.srt|.vtt``, ``report.html``,
-``report.md`` and ``metrics.json`` under the output URI (S3 prefix or local folder).
-``<name>`` is the source relative to the input prefix with its extension kept, so ``a.wav``
-and ``a.mp3`` stay apart.
+The export writes ``transcripts.jsonl``, ``summaries.jsonl`` (one record per input this run
+processed, in plan order), ``text/<name>.txt``, ``subtitles/<name>.srt|.vtt``,
+``report.html``, ``report.md`` and ``metrics.json`` under the output URI (S3 prefix or local
+folder), overwriting the previous run's files. ``<name>`` is the source relative to the input
+prefix with its extension kept, so ``a.wav`` and ``a.mp3`` stay apart; every key is
+deterministic and checked to stay under the output URI. The complete state over all runs is
+the per-input records ``transcripts/<name>.json`` and ``summaries/<name>.json`` that the
+stages store (:mod:`components.common.ledger`).
 """
 
 from __future__ import annotations
@@ -26,14 +33,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.common import storage
-from components.common.ledger import relative_name
+from components.common.errors import UnsafeKeyError
+from components.common.ledger import PROCESS, relative_name
 from components.common.records import OK, Segment, SummaryRecord, TranscriptRecord, iter_jsonl
 from components.common.stats import percentile
 from components.common.subtitles import to_srt, to_vtt
 from components.common.wer import corpus_wer
 
-SKIPPED = "skipped"
-_SKIPPED_ERROR = "skipped: no transcribe task reported on this file (its shard did not finish)"
+LOST = "lost"
+_LOST_ERROR = "lost: no transcribe task reported on this file (its shard did not finish)"
 
 
 @dataclass(frozen=True)
@@ -87,8 +95,11 @@ def read_references(sources: Iterable[str]) -> dict[str, str]:
     refs = {}
     for source in sources:
         uri = reference_uri(source)
-        if storage.exists(uri):
-            refs[source] = storage.read_text(uri)
+        try:
+            if storage.exists(uri):
+                refs[source] = storage.read_text(uri)
+        except UnsafeKeyError:  # an untrusted key the S3 client refuses: no reference
+            continue
     return refs
 
 
@@ -99,19 +110,19 @@ def complete_records(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], set[str]]:
     """One transcript and one summary record per source, in ``sources`` order.
 
-    A planned source without a record gets a failed one that says it was skipped; the
+    A planned source without a record gets a failed one that says it was lost; the
     returned set names those sources.
     """
-    skipped = {s for s in sources if s not in transcripts}
+    lost = {s for s in sources if s not in transcripts}
     out_t = [
-        transcripts.get(s) or TranscriptRecord.failed(s, _SKIPPED_ERROR).to_dict() for s in sources
+        transcripts.get(s) or TranscriptRecord.failed(s, _LOST_ERROR).to_dict() for s in sources
     ]
     out_s = [
         summaries.get(s)
-        or SummaryRecord.failed(s, transcripts.get(s, {}).get("error") or _SKIPPED_ERROR).to_dict()
+        or SummaryRecord.failed(s, transcripts.get(s, {}).get("error") or _LOST_ERROR).to_dict()
         for s in sources
     ]
-    return out_t, out_s, skipped
+    return out_t, out_s, lost
 
 
 def _rtf(t: dict[str, Any]) -> float | None:
@@ -123,15 +134,15 @@ def _rtf(t: dict[str, Any]) -> float | None:
 def build_rows(
     transcripts: Sequence[dict[str, Any]],
     summaries: Sequence[dict[str, Any]],
-    skipped: set[str],
+    lost: set[str],
+    names: dict[str, str],
     durations: dict[str, float | None],
-    input_uri: str,
 ) -> list[FileRow]:
-    """Table rows, failed and skipped files first, then by name."""
+    """Table rows, failed and lost files first, then by name."""
     rows = []
     for t, s in zip(transcripts, summaries, strict=True):
-        if t["source"] in skipped:
-            status, error = SKIPPED, t["error"]
+        if t["source"] in lost:
+            status, error = LOST, t["error"]
         elif t["status"] != OK:
             status, error = t["status"], f"transcribe: {t['error']}"
         elif s["status"] != OK:
@@ -140,7 +151,7 @@ def build_rows(
             status, error = OK, None
         rows.append(FileRow(
             source=t["source"],
-            name=relative_name(t["source"], input_uri),
+            name=names[t["source"]],
             status=status,
             error=error,
             duration_s=t.get("duration_s") or durations.get(t["source"]),
@@ -155,19 +166,26 @@ def build_rows(
 def compute_metrics(
     transcripts: Sequence[dict[str, Any]],
     summaries: Sequence[dict[str, Any]],
-    skipped: set[str],
+    lost: set[str],
+    skipped: int,
     references: dict[str, str],
 ) -> dict[str, float | int]:
-    """The run's figures (see the module docstring); figures without data are left out."""
+    """The run's figures (see the module docstring); figures without data are left out.
+
+    ``transcripts`` and ``summaries`` are those of the processed files; ``skipped`` counts
+    the inputs the plan left alone.
+    """
     ok = [t for t in transcripts if t["status"] == OK]
     audio_s = sum(t.get("duration_s") or 0.0 for t in ok)
     processing_s = sum(t.get("processing_s") or 0.0 for t in ok)
     summaries_ok = [s for s in summaries if s["status"] == OK]
     metrics: dict[str, float | int | None] = {
-        "files_total": len(transcripts),
+        "files_total": len(transcripts) + skipped,
+        "files_processed": len(transcripts),
+        "files_skipped": skipped,
         "files_ok": len(ok),
-        "files_failed": len(transcripts) - len(ok) - len(skipped),
-        "files_skipped": len(skipped),
+        "files_failed": len(transcripts) - len(ok),
+        "files_lost": len(lost),
         "audio_seconds": round(audio_s, 3),
         "audio_hours": round(audio_s / 3600, 6),
         "real_time_factor": round(audio_s / processing_s, 3) if processing_s else None,
@@ -186,8 +204,8 @@ def compute_metrics(
 
 
 def all_ok(metrics: dict[str, float | int]) -> bool:
-    """True when every file was transcribed and summarized."""
-    return metrics["files_ok"] == metrics["files_total"] == metrics["summaries_ok"]
+    """True when every processed file was transcribed and summarized (skipped ones were before)."""
+    return metrics["files_ok"] == metrics["files_processed"] == metrics["summaries_ok"]
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -196,9 +214,11 @@ def _fmt(value: float | None, spec: str) -> str:
 
 _TOTALS = [
     ("files_total", "files"),
+    ("files_processed", "processed by this run"),
+    ("files_skipped", "skipped (finished earlier)"),
     ("files_ok", "ok"),
     ("files_failed", "failed"),
-    ("files_skipped", "skipped"),
+    ("files_lost", "lost (no task reported)"),
     ("audio_hours", "audio hours"),
     ("real_time_factor", "real-time factor (audio s per processing s)"),
     ("summaries_ok", "summaries ok"),
@@ -260,8 +280,8 @@ body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24}
 h1{font-size:1.5rem}table{border-collapse:collapse;margin:1rem 0}
 td,th{border:1px solid #d0d7de;padding:.35rem .6rem;vertical-align:top;text-align:left}
 th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.failed,tr.skipped{background:#fff1f0}.status-ok{color:#1a7f37}
-.status-failed,.status-skipped{color:#cf222e;font-weight:600}.summary{max-width:40rem}
+tr.failed,tr.lost{background:#fff1f0}.status-ok{color:#1a7f37}
+.status-failed,.status-lost{color:#cf222e;font-weight:600}.summary{max-width:40rem}
 .totals td:first-child{color:#57606a}
 """
 
@@ -311,8 +331,9 @@ def _segments(record: dict[str, Any]) -> list[Segment]:
 
 
 def export(output_uri: str, report: Report) -> None:
-    """Write every output file of the run under ``output_uri``."""
+    """Write every output file of the run under ``output_uri`` (deterministic, checked keys)."""
     join = storage.join
+    child = storage.child
     storage.write_text(join(output_uri, "transcripts.jsonl"), _jsonl(report.transcripts),
                        "application/x-ndjson")
     storage.write_text(join(output_uri, "summaries.jsonl"), _jsonl(report.summaries),
@@ -320,13 +341,13 @@ def export(output_uri: str, report: Report) -> None:
     by_source = {t["source"]: t for t in report.transcripts}
     for row in filter(lambda r: r.transcribed, report.rows):
         record = by_source[row.source]
-        text_uri = join(output_uri, "text", f"{row.name}.txt")
-        storage.write_text(text_uri, record["text"] + "\n")
+        storage.write_text(child(join(output_uri, "text"), f"{row.name}.txt"),
+                           record["text"] + "\n")
         segments = _segments(record)
-        storage.write_text(join(output_uri, "subtitles", f"{row.name}.srt"), to_srt(segments),
+        subtitles = join(output_uri, "subtitles")
+        storage.write_text(child(subtitles, f"{row.name}.srt"), to_srt(segments),
                            "application/x-subrip")
-        storage.write_text(join(output_uri, "subtitles", f"{row.name}.vtt"), to_vtt(segments),
-                           "text/vtt")
+        storage.write_text(child(subtitles, f"{row.name}.vtt"), to_vtt(segments), "text/vtt")
     storage.write_text(join(output_uri, "report.html"), report.html, "text/html; charset=utf-8")
     storage.write_text(join(output_uri, "report.md"), report.markdown, "text/markdown")
     storage.write_text(join(output_uri, "metrics.json"),
@@ -341,14 +362,17 @@ def build_report(
     input_uri: str,
     options: ReportOptions,
 ) -> Report:
-    """Read the stage outputs and render the report."""
-    planned = list(iter_jsonl(manifest_path))
+    """Read the stage outputs and render the report of the files this run processed."""
+    manifest = list(iter_jsonl(manifest_path))
+    planned = [p for p in manifest if p.get("action", PROCESS) == PROCESS]
     sources = [p["source"] for p in planned]
-    transcripts, summaries, skipped = complete_records(
+    transcripts, summaries, lost = complete_records(
         sources, read_records(transcript_paths), read_records(summary_paths))
-    rows = build_rows(transcripts, summaries, skipped,
-                      {p["source"]: p.get("duration_s") for p in planned}, input_uri)
-    metrics = compute_metrics(transcripts, summaries, skipped, read_references(sources))
+    names = {p["source"]: p.get("name") or relative_name(p["source"], input_uri) for p in planned}
+    rows = build_rows(transcripts, summaries, lost, names,
+                      {p["source"]: p.get("duration_s") for p in planned})
+    metrics = compute_metrics(transcripts, summaries, lost, len(manifest) - len(planned),
+                              read_references(sources))
     return Report(
         html=render_html(rows, metrics, options),
         markdown=render_markdown(rows, metrics, options),

@@ -4,6 +4,8 @@ The defaults are literals because KFP copies this function's source into the tas
 ``DEFAULT_ENDPOINT``, ``DEFAULT_MODEL`` and ``DEFAULT_OBJECTIVE`` of the client (a test checks).
 """
 
+from typing import Optional
+
 from kfp.dsl import Dataset, Input, Metrics, Output
 
 from components.common.kfp_helpers import lightweight
@@ -13,6 +15,8 @@ def summarize(
     transcripts: Input[Dataset],
     summaries: Output[Dataset],
     metrics: Output[Metrics],
+    shard: Optional[list[dict]] = None,  # noqa: UP045 (KFP does not read X | None)
+    output_uri: str = "",
     llm_endpoint: str = "http://llm-d-inference-gateway-istio.llm-d.svc.cluster.local/v1",
     llm_model: str = "Qwen/Qwen2.5-7B-Instruct",
     max_tokens: int = 256,
@@ -25,8 +29,16 @@ def summarize(
 ):
     """Summarize every transcript with an LLM behind an llm-d inference gateway (OpenAI API).
 
+    Summaries already stored under output_uri at the same ETag are reused without a request;
+    new ones are stored one by one; then the ledger marks the inputs whose transcript and
+    summary are both ok as finished.
+
     Args:
         transcripts: JSON Lines transcript records of one shard (transcripts.jsonl).
+        shard: The shard's items from the plan ({source, name, etag, size}); with
+            output_uri they key the stored summaries and the ledger.
+        output_uri: Output prefix with the per-input summaries (summaries/<name>.json) and
+            the ledger (_ledger/); empty: nothing is stored or reused.
         llm_endpoint: OpenAI-compatible base URL, ending in /v1 (the llm-d gateway).
         llm_model: Served model name sent in every request body.
         max_tokens: Most tokens a summary may have.
@@ -41,8 +53,9 @@ def summarize(
     Returns:
         summaries: JSON Lines, one summary record per transcript (source, status, error,
             summary, model, ttft_s, latency_s, prompt_tokens, completion_tokens).
-        metrics: Requests, failures, TTFT and latency p50/p95, token counts.
+        metrics: Requests, failures, reused summaries, TTFT and latency p50/p95, token counts.
     """
+    from components.common.ledger import Item
     from components.summarize.client import ClientOptions
     from components.summarize.engine import SummarizeOptions, run_summarize_step
 
@@ -57,7 +70,10 @@ def summarize(
         objective=llm_objective or None,
     )
     options = SummarizeOptions(client=client, max_input_tokens=max_input_tokens)
-    for name, value in run_summarize_step(transcripts.path, summaries.path, options).items():
+    items = [Item.from_dict(entry) for entry in shard or []]
+    values = run_summarize_step(transcripts.path, summaries.path, options, items,
+                                output_uri or None)
+    for name, value in values.items():
         metrics.log_metric(name, value)
 
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.common import ledger
 from components.common.errors import ConfigError
+from components.common.ledger import SUMMARIES_DIR, Item
 from components.common.records import FAILED, OK, SummaryRecord, read_jsonl, write_jsonl
 from components.common.stats import percentile
 from components.summarize.client import (
@@ -269,26 +272,38 @@ def _check_model(client: ChatClient, options: SummarizeOptions) -> None:
                 f"llm_endpoint {endpoint} refused the credentials: set {options.client.api_key_env}"
                 f" (HTTP {e.status})"
             ) from e
+        if e.retryable:  # down or overloaded for now: every record fails with the reason
+            log.warning("llm_endpoint %s is not answering (%s); summaries will fail", endpoint, e)
+            return
         raise ConfigError(f"llm_endpoint {endpoint} is not usable: {e}") from e
     if model not in served:
         raise ConfigError(f"llm_model {model!r} is not served by {endpoint}; it serves {served}")
 
 
 def summarize_records(
-    transcript_records: list[dict[str, Any]], options: SummarizeOptions
+    transcript_records: list[dict[str, Any]],
+    options: SummarizeOptions,
+    on_record: Callable[[SummaryResult], None] | None = None,
 ) -> list[SummaryResult]:
-    """One summary record per transcript record, in order (see the module docstring)."""
+    """One summary record per transcript record, in order (see the module docstring).
+
+    ``on_record`` is called (from worker threads) with each record as soon as it is made.
+    """
     if not transcript_records:
         return []
+
+    def one(index: int, record: dict[str, Any]) -> SummaryResult:
+        result = _summarize_one(client, options, index, record)
+        if on_record is not None:
+            on_record(result)
+        return result
+
     with ChatClient(options.client) as client:
         if options.check_model and any(map(_needs_llm, transcript_records)):
             _check_model(client, options)
         workers = min(len(transcript_records), options.client.max_concurrency)
         with ThreadPoolExecutor(workers, thread_name_prefix="summarize") as pool:
-            futures = [
-                pool.submit(_summarize_one, client, options, i, record)
-                for i, record in enumerate(transcript_records)
-            ]
+            futures = [pool.submit(one, i, record) for i, record in enumerate(transcript_records)]
             return [f.result() for f in futures]
 
 
@@ -318,13 +333,49 @@ def summary_metrics(records: list[SummaryResult], wall_s: float) -> dict[str, fl
 
 
 def run_summarize_step(
-    transcripts_path: str | Path, summaries_path: str | Path, options: SummarizeOptions
+    transcripts_path: str | Path,
+    summaries_path: str | Path,
+    options: SummarizeOptions,
+    shard: Sequence[Item] = (),
+    output_uri: str | None = None,
 ) -> dict[str, float]:
-    """Read ``transcripts.jsonl``, write ``summaries.jsonl``, return the step's metrics."""
+    """Read ``transcripts.jsonl``, write ``summaries.jsonl``, return the step's metrics.
+
+    With ``output_uri`` and the shard's items: an input whose ``ok`` summary is stored there
+    at its current ETag is reused without a request; every new summary is stored as soon as
+    it is made; then the ledger marks each input whose transcript and summary are both
+    ``ok`` as finished (the ledger entry is written last).
+    """
     start = time.perf_counter()
     transcripts = read_jsonl(transcripts_path)
-    records = summarize_records(transcripts, options)
+    items = {it.source: it for it in shard} if output_uri else {}
+    stored = [
+        ledger.load_result(output_uri, SUMMARIES_DIR, items[t["source"]])
+        if t.get("source") in items and t.get("status") == OK else None
+        for t in transcripts
+    ]
+
+    def keep(record: SummaryResult) -> None:
+        if record.source in items:
+            ledger.store_result(output_uri, SUMMARIES_DIR, items[record.source], record.to_dict())
+
+    todo = [t for t, rec in zip(transcripts, stored, strict=True) if rec is None]
+    fresh = iter(summarize_records(todo, options, on_record=keep))
+    new: list[SummaryResult] = []
+    records: list[dict[str, Any]] = []
+    for rec in stored:
+        if rec is None:
+            new.append(next(fresh))
+            records.append(new[-1].to_dict())
+        else:
+            records.append({k: v for k, v in rec.items() if k != "etag"})
     write_jsonl(summaries_path, records)
-    metrics = summary_metrics(records, time.perf_counter() - start)
+    for transcript, summary in zip(transcripts, records, strict=True):
+        both_ok = transcript.get("status") == OK == summary["status"]
+        if both_ok and transcript.get("source") in items:
+            ledger.mark_finished(output_uri, items[transcript["source"]])
+    metrics = summary_metrics(new, time.perf_counter() - start)
+    metrics["files"] = float(len(records))
+    metrics["reused"] = float(len(records) - len(new))
     log.info("summarized %s", metrics)
     return metrics

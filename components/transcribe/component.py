@@ -6,9 +6,10 @@ from components.common.kfp_helpers import lightweight
 
 
 def transcribe(
-    shard: list[str],
+    shard: list[dict],
     transcripts: Output[Dataset],
     metrics: Output[Metrics],
+    output_uri: str = "",
     whisper_model: str = "tiny.en",
     language: str = "auto",
     beam_size: int = 5,
@@ -20,8 +21,14 @@ def transcribe(
 ):
     """Transcribe a shard of audio files with OpenAI Whisper, loading the model once.
 
+    Inputs whose transcript is already stored under output_uri at the same ETag are reused;
+    new transcripts are stored there one by one, so a retried task redoes only the rest.
+
     Args:
-        shard: Source URIs of this shard (s3://bucket/key or absolute local paths).
+        shard: Items of this shard from the plan: {source, name, etag, size}; the source is
+            an s3://bucket/key or an absolute local path.
+        output_uri: Output prefix where per-input transcripts are stored
+            (transcripts/<name>.json); empty: nothing is stored or reused.
         whisper_model: Whisper model name (tiny.en ... large-v3), checkpoint file path,
             or s3:// URI of a checkpoint file.
         language: Spoken language code or name; auto detects it per file.
@@ -37,11 +44,12 @@ def transcribe(
     Returns:
         transcripts: JSON Lines, one record per input file in input order (source, status,
             error, language, duration_s, text, segments, model, processing_s).
-        metrics: files, files_failed, audio_seconds, processing_seconds, real_time_factor,
-            model_load_seconds.
+        metrics: files, files_failed, files_reused, audio_seconds, processing_seconds,
+            real_time_factor, model_load_seconds.
     """
     import logging
 
+    from components.common.ledger import Item
     from components.transcribe.engine import TranscribeOptions, run_transcribe_step
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -50,7 +58,8 @@ def transcribe(
         device=device, condition_on_previous_text=condition_on_previous_text,
         no_speech_threshold=no_speech_threshold, silence_threshold_db=silence_threshold_db,
     )
-    values = run_transcribe_step(list(shard), transcripts.path, options)
+    items = [Item.from_dict(entry) for entry in shard]
+    values = run_transcribe_step(items, transcripts.path, options, output_uri or None)
     for name, value in values.items():
         metrics.log_metric(name, value)
 

@@ -17,6 +17,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,9 @@ import whisper
 from whisper.model import ModelDimensions, Whisper
 from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
 
-from components.common import audio, storage
+from components.common import audio, ledger, storage
 from components.common.errors import ConfigError, StorageError, UnsafeKeyError
+from components.common.ledger import TRANSCRIPTS_DIR, Item
 from components.common.records import FAILED, Segment, TranscriptRecord, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -379,8 +381,13 @@ def _log_progress(index: int, total: int, record: TranscriptRecord,
 
 
 def transcribe_shard(sources: list[str], options: TranscribeOptions, work_dir: str | os.PathLike,
-                     model: Whisper | None = None) -> list[TranscriptRecord]:
+                     model: Whisper | None = None,
+                     on_record: Callable[[TranscriptRecord], None] | None = None,
+                     ) -> list[TranscriptRecord]:
     """One record per source, in order. ``model`` (already loaded) saves the load.
+
+    ``on_record`` is called with every record as soon as it is made (in order), e.g. to
+    store it before the next file is decoded.
 
     Raises :class:`ConfigError` for bad options (model, language, batch size) before any
     file is read; per-file problems become ``failed`` records.
@@ -416,6 +423,8 @@ def transcribe_shard(sources: list[str], options: TranscribeOptions, work_dir: s
             else:
                 record = silent_record(item, options, default_language)
             records.append(record)
+            if on_record is not None:
+                on_record(record)
             processing_s += record.processing_s or 0.0
             if record.status != FAILED:
                 audio_s += record.duration_s or 0.0
@@ -437,21 +446,43 @@ def shard_metrics(records: list[TranscriptRecord]) -> dict[str, float]:
     }
 
 
-def run_transcribe_step(shard: list[str], transcripts_path: str | os.PathLike,
-                        options: TranscribeOptions) -> dict[str, float]:
-    """The ``transcribe`` component's work: load once, transcribe, write JSONL, return metrics.
+def run_transcribe_step(shard: Sequence[Item], transcripts_path: str | os.PathLike,
+                        options: TranscribeOptions, output_uri: str | None = None,
+                        ) -> dict[str, float]:
+    """The ``transcribe`` component's work: transcribe a shard, write JSONL, return metrics.
 
-    ``transcripts_path`` is written only at the end, whole (nothing half-written when a
-    configuration error stops the step).
+    With ``output_uri``, an input whose ``ok`` transcript is stored there at its current
+    ETag (:mod:`components.common.ledger`) is reused without being read, and every new
+    record is stored as soon as it is made, so a retried or repeated task redoes only the
+    inputs without a stored result. The model is loaded only when some input needs it (an
+    empty shard loads nothing). ``transcripts_path`` is written only at the end, whole.
     """
     options = resolve_options(options)
-    started = time.monotonic()
-    model = load_model(options.model, options.device, options.model_cache_dir)
-    load_s = time.monotonic() - started
-    with tempfile.TemporaryDirectory(prefix="transcribe-") as work_dir:
-        records = transcribe_shard(shard, options, work_dir, model=model)
+    items = list(shard)
+    stored = (ledger.load_results(output_uri, TRANSCRIPTS_DIR, items) if output_uri
+              else [None] * len(items))
+    pending = {it.source: it for it, rec in zip(items, stored, strict=True) if rec is None}
+
+    def keep(record: TranscriptRecord) -> None:
+        if output_uri:
+            ledger.store_result(output_uri, TRANSCRIPTS_DIR, pending[record.source],
+                                record.to_dict())
+
+    new: list[TranscriptRecord] = []
+    load_s = 0.0
+    if pending:
+        started = time.monotonic()
+        model = load_model(options.model, options.device, options.model_cache_dir)
+        load_s = time.monotonic() - started
+        with tempfile.TemporaryDirectory(prefix="transcribe-") as work_dir:
+            new = transcribe_shard(list(pending), options, work_dir, model=model, on_record=keep)
+    fresh = iter(new)
+    records = [next(fresh).to_dict() if rec is None
+               else {k: v for k, v in rec.items() if k != "etag"} for rec in stored]
     write_jsonl(transcripts_path, records)
-    metrics = shard_metrics(records)
+    metrics = shard_metrics(new)
+    metrics["files"] = len(items)
+    metrics["files_reused"] = len(items) - len(new)
     metrics["model_load_seconds"] = round(load_s, 3)
     log.info("shard done: %s", metrics)
     return metrics
