@@ -230,7 +230,7 @@ def test_options_resolve_for_cpu(options) -> None:
     assert (resolved.device, resolved.fp16, resolved.language) == ("cpu", False, None)
     assert resolved.temperature == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     with pytest.raises(ConfigError, match="batch_size"):
-        engine.resolve_options(TranscribeOptions(batch_size=0))
+        engine.resolve_options(TranscribeOptions(batch_size=-1))
     with pytest.raises(ConfigError, match="word_timestamps needs batch_size 1"):
         engine.resolve_options(TranscribeOptions(batch_size=4, word_timestamps=True))
 
@@ -289,6 +289,22 @@ def test_batched_decoder_matches_the_reference(corpus, audio_dir, model, options
     reference = {Path(r.source).name: r.text for r in corpus}
     assert [r.status for r in records] == [OK] * 3
     for name, rec in zip(names, records, strict=True):
+        assert corpus_wer([(reference[name], rec.text)]) <= 0.05
+
+
+@pytest.mark.slow
+def test_batch_size_zero_picks_the_device_default(corpus, audio_dir, model, options, tmp_path,
+                                                  caplog) -> None:
+    from components.transcribe.batched import DEFAULT_BATCH_SIZE
+
+    caplog.set_level("INFO", logger=engine.__name__)
+    names = [*SHORT_CLIPS, "utt01_en-us_s175.wav"]
+    records = engine.transcribe_shard([str(audio_dir / n) for n in names],
+                                      replace(options, batch_size=0), tmp_path, model=model)
+    assert f"batch_size 0: {DEFAULT_BATCH_SIZE['cpu']} files decoded together" in caplog.text
+    reference = {Path(r.source).name: r.text for r in corpus}
+    for name, rec in zip(names, records, strict=True):
+        assert rec.status == OK
         assert corpus_wer([(reference[name], rec.text)]) <= 0.05
 
 
