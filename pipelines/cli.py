@@ -121,7 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--whisper-model", help="Whisper model name or checkpoint path")
     r.add_argument("--language", help="language code, or auto")
     r.add_argument("--beam-size", type=int)
-    r.add_argument("--batch-size", type=int)
+    r.add_argument("--batch-size", type=int,
+                   help="files Whisper decodes together; 0: the device default (cpu 4, cuda 64) "
+                        "capped by free memory; 1: the sequential reference path")
     r.add_argument("--shards", dest="num_shards", type=int)
     r.add_argument("--llm-endpoint", help="OpenAI-compatible base URL ending in /v1")
     r.add_argument("--llm-model", help="served model name")

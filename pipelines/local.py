@@ -29,7 +29,7 @@ from pipelines.profiles import PipelineDefaults, Profile
 #: Profile whose parameter defaults run-local starts from (kfp.local ignores the rest).
 LOCAL_PROFILE = "cpu"
 #: Settings that must be positive, with the command-line flag that sets them.
-_POSITIVE = {"num_shards": "--shards", "beam_size": "--beam-size", "batch_size": "--batch-size",
+_POSITIVE = {"num_shards": "--shards", "beam_size": "--beam-size",
              "max_tokens": "--max-tokens", "max_concurrency": "--concurrency"}
 
 
@@ -62,6 +62,8 @@ def check_settings(params: PipelineDefaults) -> PipelineDefaults:
     for name, flag in _POSITIVE.items():
         if getattr(params, name) < 1:
             raise ConfigError(f"{flag} must be at least 1, got {getattr(params, name)}")
+    if params.batch_size < 0:
+        raise ConfigError(f"--batch-size must be 0 (auto) or more, got {params.batch_size}")
     return params
 
 

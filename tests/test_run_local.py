@@ -92,6 +92,7 @@ def test_run_local_with_a_corrupt_file_exits_3(audio_dir: Path, whisper_model: s
     (["--whisper-model", "no-such-model"], "--whisper-model"),
     (["--llm-endpoint", "llm.local:8080"], "--llm-endpoint"),
     (["--shards", "0"], "--shards must be at least 1"),
+    (["--batch-size", "-1"], "--batch-size must be 0"),
 ])
 def test_configuration_errors_exit_2_naming_the_setting(
     args: list[str], setting: str, audio_dir: Path, tmp_path: Path,
