@@ -57,9 +57,12 @@ class Trigger(threading.Thread):
 
 
 def _run(bucket: str, whisper_model: str, endpoint: str, model: str, *extra: str) -> int:
+    """run-local over ``in/`` on one shard, decoding one file at a time: results are then
+    stored file by file, which the outage triggers below wait for (batched decoding stores a
+    whole batch at once)."""
     return main(["run-local", "--input", f"s3://{bucket}/in/", "--output", f"s3://{bucket}/{OUT}",
                  "--whisper-model", whisper_model, "--language", "en", "--llm-endpoint", endpoint,
-                 "--llm-model", model, "--shards", "1", *extra])
+                 "--llm-model", model, "--shards", "1", "--batch-size", "1", *extra])
 
 
 def _upload(audio_dir: Path, bucket: str, names: list[str]) -> None:
