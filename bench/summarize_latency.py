@@ -20,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components.common.stats import percentile
 from components.summarize.client import ChatClient, ChatResult, ClientOptions
 from components.summarize.prompts import Kind, build_messages
+from tools.llm_server import free_port
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 WORDS = [
     "revenue",
@@ -71,12 +75,6 @@ WORDS = [
 def transcript(i: int, words: int) -> str:
     """A distinct transcript of ``words`` words (request ``i``)."""
     return f"Call {i}. " + " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(words))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_level(options: ClientOptions, concurrency: int, n: int, words: int, seed: int) -> dict:
@@ -168,23 +166,22 @@ def _wait_ready(probe: Any, timeout_s: float = 60.0) -> None:
             time.sleep(0.1)
 
 
-def start_llama_server(
-    binary: str, gguf: str, ctx: int, parallel: int, threads: int
-) -> tuple[Any, str]:
-    """Start llama-server on a free port; returns the process and the endpoint."""
-    port = free_port()
-    command = [
-        binary, "-m", gguf, "-a", "bench-model", "--host", "127.0.0.1", "--port", str(port),
-        "-c", str(ctx), "-np", str(parallel), "-t", str(threads), "--no-webui",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}/v1"
+def start_llama_server(args: argparse.Namespace, pid_file: Path) -> str:
+    """Start llama-server through ``tools/llm_server.py`` (the demo's launcher); its endpoint."""
+    started = subprocess.run(
+        [sys.executable, str(TOOLS / "llm_server.py"), "start", "--bin", args.llama_server,
+         "--model", args.gguf, "--alias", args.model, "--pid-file", str(pid_file),
+         "--ctx-size", str(args.ctx), "--parallel", str(args.parallel),
+         "--threads", str(args.threads)],
+        check=True, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    return started.stdout.strip()
 
-    def probe() -> None:
-        requests.get(f"{endpoint}/models", timeout=2).raise_for_status()
 
-    _wait_ready(probe)
-    return process, endpoint
+def stop_llama_server(pid_file: Path) -> None:
+    """Stop the server that ``start_llama_server`` started."""
+    subprocess.run([sys.executable, str(TOOLS / "llm_server.py"), "stop", "--pid-file",
+                    str(pid_file)], check=True)
 
 
 def markdown(levels: list[dict], overhead: dict, load: tuple[float, float]) -> str:
@@ -232,11 +229,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     load_start = os.getloadavg()[0]
-    process = None
+    pid_file = Path(tempfile.mkdtemp()) / "llama-server.pid"
     if args.llama_server:
-        process, endpoint = start_llama_server(
-            args.llama_server, args.gguf, args.ctx, args.parallel, args.threads
-        )
+        endpoint = start_llama_server(args, pid_file)
     elif args.endpoint:
         endpoint = args.endpoint
     else:
@@ -252,9 +247,8 @@ def main(argv: list[str] | None = None) -> None:
             for c in args.concurrency
         ]
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait()
+        if args.llama_server:
+            stop_llama_server(pid_file)
     overhead = client_overhead(args.overhead_requests, args.words, args.max_tokens)
     load = (load_start, os.getloadavg()[0])
     print(markdown(levels, overhead, load))
