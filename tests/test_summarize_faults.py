@@ -103,9 +103,17 @@ class ScriptedServer:
                     )
                     server.in_flight += 1
                     server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                self._left = False
                 try:
                     self._answer(server.respond(body))
                 finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                # Called before the byte that lets the client finish ([DONE]): once the
+                # client has it, it may send its next request before this thread ends.
+                if not self._left:
+                    self._left = True
                     with server._lock:
                         server.in_flight -= 1
 
@@ -130,6 +138,7 @@ class ScriptedServer:
                     self._chunk(f"data: {data}\n\n".encode())
                     if reply.pause_after and reply.pause_after[0] == i:
                         time.sleep(reply.pause_after[1])
+                self._leave()
                 if reply.done:
                     self._chunk(b"data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
