@@ -9,8 +9,11 @@
 # 2. On the device (python3 with torch and CUDA; no network):
 #      device run: command "bash bench/gpu_run.sh", carry [".devcarry"], timeout_s 600
 #    It unpacks everything under /tmp, builds a 64-file corpus, runs cli/loop/batched with
-#    tiny.en (beam 5) at batch 64/16/32, then loop/batched with random-weight
-#    small, medium and large-v3 at a fixed decoded length. Results: $OUT/RESULTS-gpu.md
+#    tiny.en (beam 5; batched at 64 with CUDA-graph and eager decoder steps, then at 16 and
+#    32), then loop/batched with random-weight checkpoints at a fixed decoded length. The
+#    environment narrows it: WAYS (cli,loop,batched), STEP_MODES (graph,eager), BATCH_SIZES
+#    (16,32; "" for none), SIZES (large-v3; also small, medium; " " for none).
+#    Results: $OUT/RESULTS-gpu.md
 #    (tables for bench/RESULTS.md), $OUT/gpu_run.log, $OUT/tiny_en.json. About 7 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -70,10 +73,12 @@ python3 bench/pack_weights.py unpack "$CARRY/tiny.en.int8.pt.xz" /tmp/tiny.en.pt
 python3 bench/make_corpus.py build "$CARRY/audio.npz" /tmp/corpus --files 64
 echo "## GPU run $(date -u +%F)" > "$MD"
 
-step "tiny.en: cli (6 files spread over the corpus) / loop / batched, beam 5"
+WAYS=${WAYS:-cli,loop,batched}
+step "tiny.en: $WAYS (cli: 6 files spread over the corpus), beam 5"
 timeout 330 python3 bench/transcribe_throughput.py --device cuda --model /tmp/tiny.en.pt \
-    --files 64 --corpus /tmp/corpus --ways cli,loop,batched --cli-files 6 \
-    --batch-sizes 16,32 --json "$OUT/tiny_en.json" --markdown "$MD"
+    --files 64 --corpus /tmp/corpus --ways "$WAYS" --cli-files 6 \
+    --step-modes "${STEP_MODES-graph,eager}" --batch-sizes "${BATCH_SIZES-16,32}" \
+    --json "$OUT/tiny_en.json" --markdown "$MD"
 
 for size in ${SIZES:-large-v3}; do
     step "random-weight $size: loop / batched, 32 tokens per window"

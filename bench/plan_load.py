@@ -41,28 +41,40 @@ def child(output_uri: str, num_shards: int) -> None:
     result = plan(INPUT, PlanOptions(num_shards=num_shards), output_uri)
     wall = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({
-        "files": len(result.files),
-        "planned": sum(len(s) for s in result.shards),
-        "shards": len(result.shards),
-        "skipped": sum(f.action == ledger.SKIP for f in result.files),
-        "wall_s": round(wall, 2),
-        "peak_rss_mib": round(peak_kib / 1024, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "files": len(result.files),
+                "planned": sum(len(s) for s in result.shards),
+                "shards": len(result.shards),
+                "skipped": sum(f.action == ledger.SKIP for f in result.files),
+                "wall_s": round(wall, 2),
+                "peak_rss_mib": round(peak_kib / 1024, 1),
+            }
+        )
+    )
 
 
 def run_child(env: dict[str, str], output_uri: str, num_shards: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", output_uri, "--shards",
-                          str(num_shards)], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", output_uri, "--shards", str(num_shards)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def baseline_rss(env: dict[str, str]) -> float:
     """Peak RSS of a child that imports the planner and plans nothing (the floor)."""
-    code = ("import resource, components.plan.planner; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True, cwd=ROOT)
+    code = (
+        "import resource, components.plan.planner; "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT
+    )
     return round(int(out.stdout) / 1024, 1)
 
 
@@ -90,25 +102,36 @@ def main() -> None:
 
     port = free_port()
     moto = start_moto(port)
-    env = {**os.environ, "MINIO_ENDPOINT": f"127.0.0.1:{port}", "MINIO_ACCESS_KEY": "bench",
-           "MINIO_SECRET_KEY": "bench-secret", "MINIO_REGION": "us-east-1",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "MINIO_ENDPOINT": f"127.0.0.1:{port}",
+        "MINIO_ACCESS_KEY": "bench",
+        "MINIO_SECRET_KEY": "bench-secret",
+        "MINIO_REGION": "us-east-1",
+        "PYTHONPATH": str(ROOT),
+    }
     os.environ.update(env)
     try:
         storage.client().make_bucket(BUCKET)
         started = time.perf_counter()
         keys = [f"{INPUT}calls/{i // 500:02d}/call-{i:05d}.wav" for i in range(args.objects)]
         with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda k: storage.write_bytes(k, b"RIFF\x00\x00bench" + k[-9:].encode()),
-                          keys))
+            list(
+                pool.map(
+                    lambda k: storage.write_bytes(k, b"RIFF\x00\x00bench" + k[-9:].encode()), keys
+                )
+            )
         put_s = time.perf_counter() - started
         fresh = run_child(env, f"s3://{BUCKET}/out-fresh", args.shards)
 
         done_out = f"s3://{BUCKET}/out-done"
         items = to_items(storage.list_audio(INPUT), INPUT)
         with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda it: storage.write_text(ledger.ledger_uri(done_out, it), "{}"),
-                          items))
+            list(
+                pool.map(
+                    lambda it: storage.write_text(ledger.ledger_uri(done_out, it), "{}"), items
+                )
+            )
         rerun = run_child(env, done_out, args.shards)
         floor = baseline_rss(env)
     finally:

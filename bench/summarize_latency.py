@@ -180,8 +180,10 @@ def start_llama_server(args: argparse.Namespace, pid_file: Path) -> str:
 
 def stop_llama_server(pid_file: Path) -> None:
     """Stop the server that ``start_llama_server`` started."""
-    subprocess.run([sys.executable, str(TOOLS / "llm_server.py"), "stop", "--pid-file",
-                    str(pid_file)], check=True)
+    subprocess.run(
+        [sys.executable, str(TOOLS / "llm_server.py"), "stop", "--pid-file", str(pid_file)],
+        check=True,
+    )
 
 
 def markdown(levels: list[dict], overhead: dict, load: tuple[float, float]) -> str:

@@ -54,6 +54,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cli-files", type=int, help="run the cli way on every k-th file only")
     p.add_argument("--batch-size", type=int, help="batched way (default: per device table)")
     p.add_argument("--batch-sizes", default="", help="also sweep these, e.g. 8,16,32,64")
+    p.add_argument(
+        "--step-modes",
+        default="",
+        help="decoder step modes for the batched way, first one headline (default: per "
+        "device; e.g. graph,eager)",
+    )
     p.add_argument("--beam-size", type=int, default=5)
     p.add_argument("--fixed-len", type=int, help="decode exactly N tokens per window")
     p.add_argument("--threads", type=int, help="torch threads (cpu)")
@@ -201,29 +207,46 @@ def main() -> None:
         if "batched" in ways:
             default = args.batch_size or batched.default_batch_size(args.device)
             sizes = [default] + [int(b) for b in args.batch_sizes.split(",") if b]
+            modes = [m for m in args.step_modes.split(",") if m]
+            modes = modes or [batched.default_step_mode(args.device)]
+            runs = [(default, modes[0])] + [(default, m) for m in modes[1:]]
+            runs += [(bs, modes[0]) for bs in sizes[1:]]
             totals = install_profiler(args.device) if args.profile else None
-            for bs in dict.fromkeys(sizes):
+            headline: list[str] = []
+            for bs, mode in dict.fromkeys(runs):
                 # warm-up at this batch shape, untimed (kernel selection, allocator growth)
                 batched.transcribe_batch(
                     model, [a[: whisper.audio.N_SAMPLES] for a in audios[:bs]], batch_size=bs,
-                    **opts,
-                )
+                    step_mode=mode, **opts,
+                )  # fmt: skip
                 if totals is not None:
                     totals.clear()
                 wall, texts, peak = timed_way(
                     args.device,
-                    lambda bs=bs: [
+                    lambda bs=bs, mode=mode: [
                         r["text"]
-                        for r in batched.transcribe_batch(model, audios, batch_size=bs, **opts)
+                        for r in batched.transcribe_batch(
+                            model, audios, batch_size=bs, step_mode=mode, **opts
+                        )
                     ],
                 )
-                key = "batched" if bs == default else f"batched bs={bs}"
+                key = "batched"
+                if bs != default:
+                    key += f" bs={bs}"
+                if mode != modes[0]:
+                    key += f" {mode}"
                 rows[key] = {"files": len(paths), "audio_s": audio_s, "wall_s": wall}
                 rows[key] |= {"wer": corpus_wer(zip(refs, texts, strict=True)), "peak_gib": peak}
-                rows[key]["batch_size"] = bs
-                print(f"{key}: wall {wall:.1f} s, wer {rows[key]['wer']:.4f}", flush=True)
+                rows[key] |= {"batch_size": bs, "step_mode": mode}
+                headline = headline or texts
+                rows[key]["texts_unlike_headline"] = sum(
+                    a != b for a, b in zip(headline, texts, strict=True)
+                )
+                print(f"{key}: wall {wall:.1f} s, {rows[key]}", flush=True)
                 if totals is not None:
                     rows[key]["profile_s"] = dict(totals)
+                if args.json:  # after every run, so that a cut-off call keeps what finished
+                    args.json.write_text(json.dumps({"device": name, "rows": rows}))
 
     for row in rows.values():
         row["x_realtime"] = row["audio_s"] / row["wall_s"]
@@ -239,14 +262,15 @@ def main() -> None:
         f"\n#### {name}: model `{args.model}`, {len(paths)} files, {audio_s:.0f} s of audio, "
         f"beam {args.beam_size}" + (f", fixed length {args.fixed_len}" if args.fixed_len else ""),
         f"\nModel load (once, loop/batched): {load_s:.1f} s.\n",
-        "| way | files | audio s | wall s | x real time | WER % | peak GPU GiB | batch |",
-        "|---|---|---|---|---|---|---|---|",
+        "| way | files | audio s | wall s | x real time | WER % | peak GPU GiB | batch | steps |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for way, r in rows.items():
         peak = f"{r['peak_gib']:.2f}" if r.get("peak_gib") is not None else "n/a"
         table.append(
             f"| {way} | {r['files']} | {r['audio_s']:.0f} | {r['wall_s']:.1f} | "
-            f"{r['x_realtime']:.1f} | {100 * r['wer']:.2f} | {peak} | {r.get('batch_size', '')} |"
+            f"{r['x_realtime']:.1f} | {100 * r['wer']:.2f} | {peak} | {r.get('batch_size', '')} "
+            f"| {r.get('step_mode', '')} |"
         )
     for way, r in rows.items():
         if "profile_s" in r:

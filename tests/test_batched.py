@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -122,11 +125,33 @@ def test_temperature_fallback_is_applied_per_window(model, clips):
         assert {s["temperature"] for s in result["segments"]} == {1.0}
 
 
-def test_bad_batch_size_and_unknown_option_are_rejected():
+@pytest.mark.slow
+def test_static_steps_decode_as_eager_steps(model, clips):
+    # the step a CUDA graph captures (whole cache, position from a device tensor) decodes as
+    # the reference step: long01 (several windows, beams reordered) and one utterance
+    audios = [audio for _, audio, _, _ in clips[:2]]
+    eager = transcribe_batch(model, audios, batch_size=2, step_mode="eager", **OPTIONS)
+    static = transcribe_batch(model, audios, batch_size=2, step_mode="static", **OPTIONS)
+    for e, s in zip(eager, static, strict=True):
+        assert s["text"] == e["text"]
+        assert [x["tokens"] for x in s["segments"]] == [x["tokens"] for x in e["segments"]]
+        assert [x["avg_logprob"] for x in s["segments"]] == pytest.approx(
+            [x["avg_logprob"] for x in e["segments"]], abs=1e-5
+        )
+
+
+def test_bad_batch_size_step_mode_and_unknown_option_are_rejected():
     with pytest.raises(ValueError, match="batch_size"):
         transcribe_batch(None, [], batch_size=0)
     with pytest.raises(TypeError, match="word_timestamps"):
         transcribe_batch(None, [], batch_size=2, word_timestamps=True)
+    with pytest.raises(ValueError, match="step_mode must be one of"):
+        transcribe_batch(None, [], batch_size=2, step_mode="fast")
+    on_cpu = SimpleNamespace(device=torch.device("cpu"))
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        transcribe_batch(on_cpu, [], batch_size=2, step_mode="graph")
+    assert batched.default_step_mode("cpu") == "eager"
+    assert batched.default_step_mode("cuda:0") == "graph"
 
 
 def test_default_batch_size_per_device():
@@ -137,6 +162,8 @@ def test_default_batch_size_per_device():
 # Peak GPU memory measured on an H200 (bench/RESULTS.md): (dims, rows, beams, peak GiB).
 _MEASURED_PEAKS = [
     (ModelDimensions(80, 1500, 384, 6, 4, 51864, 448, 384, 6, 4), 64, 5, 1.53),  # tiny.en
+    # tiny.en, H100, preallocated key/value cache (CUDA-graph steps)
+    (ModelDimensions(80, 1500, 384, 6, 4, 51864, 448, 384, 6, 4), 64, 5, 1.68),
     (ModelDimensions(128, 1500, 1280, 20, 32, 51866, 448, 1280, 20, 32), 16, 5, 10.63),  # large-v3
 ]
 
@@ -209,3 +236,42 @@ def test_batched_beam_search_equals_whispers_over_several_steps():
 def test_empty_audio_gives_an_empty_result(model):
     results = transcribe_batch(model, [np.zeros(0, dtype=np.float32)], batch_size=2, **OPTIONS)
     assert results == [{"text": "", "segments": [], "language": "en"}]
+
+
+class _FailingGraph:
+    """Stands in for ``torch.cuda.CUDAGraph`` where a capture fails (no GPU here)."""
+
+    def capture_begin(self) -> None:
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    def capture_end(self) -> None:
+        pass
+
+
+def test_failed_graph_capture_falls_back_to_the_same_step(model, monkeypatch, caplog):
+    # torch.cuda parts replaced: this machine has no GPU, and a real capture failure cannot
+    # be provoked on demand; the fallback must log, remember the device and decode on
+    monkeypatch.setattr(batched, "_GRAPH_FAILED", set())
+    monkeypatch.setattr(batched, "_CAPTURE_STREAMS", {})
+    stream = SimpleNamespace(wait_stream=lambda other: None)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FailingGraph)
+
+    features = model.encoder(torch.zeros(2, model.dims.n_mels, 3000))
+    pad = torch.tensor([0, 0, 1, 1])
+    tokens = torch.tensor([[50257, 50362, 50363]] * 2 + [[0, 50257, 50363]] * 2)
+    out = {}
+    for mode in ("static", "graph"):
+        inference = batched._PaddedInference(model, features, 2, pad, 8, mode)
+        with torch.no_grad():
+            inference.logits(tokens, 1)
+            steps = [inference.logits(torch.cat([tokens, tokens[:, -1:]], 1), 1)[0]]
+            steps.append(inference.logits(torch.cat([tokens, tokens[:, -2:]], 1), 1)[0])
+        out[mode] = steps
+    failed_devices = batched._GRAPH_FAILED
+    assert failed_devices == {"cpu"}
+    assert "CUDA graph capture failed on cpu" in caplog.text
+    assert torch.equal(out["graph"][0], out["static"][0])
+    assert torch.equal(out["graph"][1], out["static"][1])

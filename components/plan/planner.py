@@ -90,19 +90,21 @@ class Plan:
 
 
 def balance(weights: Sequence[float], num_shards: int) -> list[list[int]]:
-    """Indices of ``weights`` per shard by LPT; empty shards are left out.
+    """Indices of ``weights`` per shard by LPT: ``min(num_shards, len(weights))`` shards,
+    none empty.
 
-    Ties are broken by index, so the result depends only on the input.
+    A file goes to the least-loaded shard; equal loads (files of weight 0 included) go to the
+    shard with fewer files, then the lower index, so the result depends only on the input.
     """
     if num_shards < 1:
         raise ConfigError(f"num_shards must be at least 1, got {num_shards}")
     order = sorted(range(len(weights)), key=lambda i: (-weights[i], i))
     shards: list[list[int]] = [[] for _ in range(min(num_shards, len(weights)))]
-    heap = [(0.0, s) for s in range(len(shards))]
+    heap = [(0.0, 0, s) for s in range(len(shards))]
     for i in order:
-        load, s = heapq.heappop(heap)
+        load, count, s = heapq.heappop(heap)
         shards[s].append(i)
-        heapq.heappush(heap, (load + weights[i], s))
+        heapq.heappush(heap, (load + weights[i], count + 1, s))
     return shards
 
 

@@ -20,12 +20,18 @@ Three things make a batch of different files decode like the sequential path:
   sync each, thousands per step at batch 64 x beam 5. ``_BatchBeamSearchDecoder`` and
   ``_BatchTimestampRules`` do the same arithmetic with one transfer per step.
 
+One more makes it fast on a GPU: a small model's decoder step is about a hundred tiny kernel
+launches, so the step runs on a preallocated key/value cache with fixed shapes and is
+captured once per round as a CUDA graph (``step_mode="graph"``, the CUDA default): tiny.en
+went from 95x to 403x real time on an H100 with the same text (bench/RESULTS.md).
+
 Temperature fallback is per window: the windows that fail the thresholds are decoded again,
 together, at the next temperature. The per-file result has the form of ``transcribe()``'s.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -53,6 +59,8 @@ from whisper.model import ModelDimensions, Whisper
 from whisper.tokenizer import Tokenizer, get_tokenizer
 from whisper.utils import compression_ratio
 
+log = logging.getLogger(__name__)
+
 # Default batch size per device kind; figures in bench/RESULTS.md, "Transcription
 # throughput". cpu 4: measured on a 2-core machine (batched 1.2-1.4x the transcribe() loop at
 # equal WER). cuda 64: on an H200 with tiny.en, beam 5, 64 files, batch 16/32/64 ran at
@@ -60,19 +68,32 @@ from whisper.utils import compression_ratio
 # size (launch-bound), so fewer, fuller rounds win. :func:`auto_batch_size` caps it by memory.
 DEFAULT_BATCH_SIZE: dict[str, int] = {"cpu": 4, "cuda": 64}
 #: Bytes of GPU memory per batch row and per element of the model's per-row state (encoder
-#: output plus one self-attention key/value cache per beam). Calibrated on the H200 runs:
-#: tiny.en at 64 rows peaked at 1.53 GiB (2.7 B/element), large-v3 at 16 rows at 10.6 GiB
-#: (2.1 B/element); 3 keeps a margin.
+#: output plus one self-attention key/value cache per beam, n_text_ctx long). Calibrated on
+#: the GPU runs: tiny.en at 64 rows peaked at 1.53 GiB with a growing cache and 1.68 GiB with
+#: the preallocated one (2.7 and 2.8 B/element), large-v3 at 16 rows at 10.6 GiB (2.1
+#: B/element, growing cache); 3 keeps a margin.
 BYTES_PER_STATE_ELEMENT = 3
 #: Share of the free GPU memory the batch may fill (the rest: allocator slack, other work).
 MEMORY_SHARE = 0.7
 
 _PAD_TOKEN = 0  # any text token other than end-of-text; pads are masked out
+#: How the decoder's one-token steps run; see ``_PaddedInference``.
+STEP_MODES = ("eager", "static", "graph")
+#: Devices on which a CUDA-graph capture failed in this process: they use static steps.
+_GRAPH_FAILED: set[str] = set()
+#: One capture stream per device: the allocator caches blocks per stream, so a new stream
+#: per round would strand memory.
+_CAPTURE_STREAMS: dict[str, torch.cuda.Stream] = {}
 
 
 def default_batch_size(device: torch.device | str) -> int:
     """The measured default batch size for a device (``"cpu"``, ``"cuda"``, ``"cuda:1"``...)."""
     return DEFAULT_BATCH_SIZE.get(torch.device(device).type, 1)
+
+
+def default_step_mode(device: torch.device | str) -> str:
+    """``"graph"`` on a CUDA device (CUDA-graph decoder steps), else ``"eager"``."""
+    return "graph" if torch.device(device).type == "cuda" else "eager"
 
 
 def row_bytes(dims: ModelDimensions, beams: int) -> int:
@@ -163,76 +184,149 @@ class BatchOptions:
 
 
 class _PaddedInference:
-    """The text decoder over left-padded rows, with its own key/value cache.
+    """The text decoder over left-padded rows, with a preallocated key/value cache.
 
     Rows are ``n_audio * n_group`` (beams or best-of samples of one file are adjacent).
     Row ``r`` starts with ``pad[r]`` padding tokens: its keys there are masked and its
     positions count from its first real token, so each row sees what it would see alone.
+
+    ``step_mode`` says how the one-token steps after the prompt run:
+
+    - ``"eager"``: attention over the keys written so far (the reference; CPU default).
+    - ``"static"``: attention over the whole cache with the unwritten keys masked, so every
+      step has the same shapes and reads its position from a device tensor.
+    - ``"graph"``: the static step captured once per round as a CUDA graph and replayed: one
+      launch per token instead of about a hundred, which is what a small model's decoder
+      step costs on a GPU (bench/RESULTS.md, "Transcription throughput").
     """
 
-    def __init__(self, model: Whisper, audio_features: Tensor, n_group: int, pad: Tensor):
+    def __init__(
+        self,
+        model: Whisper,
+        audio_features: Tensor,
+        n_group: int,
+        pad: Tensor,
+        max_len: int,
+        step_mode: str = "eager",
+    ):
+        if step_mode not in STEP_MODES:
+            raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
         self.decoder = model.decoder
         self.n_group = n_group
         self.pad = pad
-        self.self_kv: list[tuple[Tensor, Tensor]] = []
+        self.step_mode = step_mode
+        self.dtype = audio_features.dtype
+        device, rows, width = pad.device, pad.shape[0], model.dims.n_text_state
+        self.cache = [
+            torch.zeros(2, rows, max_len, width, dtype=self.dtype, device=device)
+            for _ in self.decoder.blocks
+        ]
+        self.length = 0  # cached positions
         self.cross_kv = [
             (block.cross_attn.key(audio_features), block.cross_attn.value(audio_features))
             for block in self.decoder.blocks
         ]
-        self.dtype = audio_features.dtype
+        self.keys = torch.arange(max_len, device=device)
+        self.real = self.keys[None, :] >= pad[:, None]  # (rows, keys): not a pad
+        self._token = torch.zeros(rows, 1, dtype=torch.long, device=device)
+        self._pos = torch.zeros(1, dtype=torch.long, device=device)
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph_logits: Tensor | None = None
 
     def logits(self, tokens: Tensor, sot_index: int) -> tuple[Tensor, Tensor | None]:
         """Next-token logits at the last position, and at ``sot_index`` on the first call."""
-        first = not self.self_kv
-        offset = 0 if first else self.self_kv[0][0].shape[1]
-        if not first:
-            tokens = tokens[:, -1:]
-        n = tokens.shape[1]
-        pos = torch.arange(offset, offset + n, device=tokens.device)
-        positions = (pos[None, :] - self.pad[:, None]).clamp(min=0)
-        x = self.decoder.token_embedding(tokens) + self.decoder.positional_embedding[positions]
-        x = x.to(self.dtype)
-
-        keys = torch.arange(offset + n, device=tokens.device)
-        real = keys[None, :] >= self.pad[:, None]  # (rows, keys)
-        if first:  # causal; a pad query sees itself so that no softmax row is empty
-            allowed = (keys[None, :] <= pos[:, None])[None] & (
-                real[:, None, :] | (keys[None, :] == pos[:, None])[None]
-            )
+        if self.length == 0:
+            n = tokens.shape[1]
+            x = self._forward(tokens, torch.arange(n, device=tokens.device), n)
+            self.length = n
+            return self._project(x[:, -1]), self._project(x[:, sot_index])
+        self._token.copy_(tokens[:, -1:])
+        self._pos.fill_(self.length)
+        if self.step_mode == "eager":
+            logits = self._step(self.length + 1)
+        elif self.step_mode == "static":
+            logits = self._step(None)
+        elif self._graph is not None or self._capture():
+            self._graph.replay()
+            logits = self._graph_logits
         else:
-            allowed = real[:, None, :]
-        mask = allowed[:, None]  # (rows, 1 head, queries, keys)
-
-        new_kv = []
-        for i, block in enumerate(self.decoder.blocks):
-            h = block.attn_ln(x)
-            k, v = block.attn.key(h), block.attn.value(h)
-            if not first:
-                k = torch.cat([self.self_kv[i][0], k], dim=1)
-                v = torch.cat([self.self_kv[i][1], v], dim=1)
-            new_kv.append((k, v))
-            x = x + block.attn.out(_attention(block.attn.query(h), k, v, block.attn.n_head, mask))
-            h = block.cross_attn_ln(x)
-            q = block.cross_attn.query(h)
-            rows, n_q, width = q.shape
-            q = q.reshape(rows // self.n_group, self.n_group * n_q, width)  # fold beams
-            ck, cv = self.cross_kv[i]
-            a = _attention(q, ck, cv, block.cross_attn.n_head, None)
-            x = x + block.cross_attn.out(a.reshape(rows, n_q, width))
-            x = x + block.mlp(block.mlp_ln(x))
-        self.self_kv = new_kv
-
-        x = self.decoder.ln(x)
-        weight = self.decoder.token_embedding.weight.to(x.dtype)
-        last = (x[:, -1] @ weight.T).float()
-        at_sot = (x[:, sot_index] @ weight.T).float() if first else None
-        return last, at_sot
+            logits = self._step(None)
+        self.length += 1
+        return logits, None
 
     def rearrange_kv_cache(self, source_indices: list[int]) -> None:
         """Keep the cache rows of the beams that survived (called by beam search)."""
         if source_indices != list(range(len(source_indices))):
             index = torch.tensor(source_indices, device=self.pad.device)
-            self.self_kv = [(k[index], v[index]) for k, v in self.self_kv]
+            n = self.length
+            for kv in self.cache:  # in place: a captured graph holds these buffers
+                kv[:, :, :n] = kv[:, index, :n]
+
+    def _step(self, n_keys: int | None) -> Tensor:
+        """One token per row at position ``_pos``; attention over ``n_keys`` keys or all."""
+        return self._project(self._forward(self._token, self._pos, n_keys)[:, -1])
+
+    def _capture(self) -> bool:
+        """Record the static step as a CUDA graph, after one warm-up run on the same stream.
+
+        ``capture_begin``/``capture_end`` rather than ``torch.cuda.graph``, whose entry
+        synchronizes, runs the garbage collector and empties the allocator's cache: once per
+        round that costs more than the capture itself. Returns False, having logged why,
+        where the capture fails; the caller then runs the same step without a graph.
+        """
+        device = self.pad.device
+        if str(device) not in _CAPTURE_STREAMS:
+            _CAPTURE_STREAMS[str(device)] = torch.cuda.Stream(device)
+        stream = _CAPTURE_STREAMS[str(device)]
+        stream.wait_stream(torch.cuda.current_stream(device))
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.stream(stream):
+                self._step(None)  # writes this step's keys; the replay writes the same again
+                graph.capture_begin()
+                try:
+                    self._graph_logits = self._step(None)
+                finally:
+                    graph.capture_end()
+        except RuntimeError as exc:
+            log.warning("CUDA graph capture failed on %s, decoding without: %s", device, exc)
+            _GRAPH_FAILED.add(str(device))
+            self.step_mode = "static"
+            return False
+        finally:
+            torch.cuda.current_stream(device).wait_stream(stream)
+        self._graph = graph
+        return True
+
+    def _forward(self, tokens: Tensor, pos: Tensor, n_keys: int | None) -> Tensor:
+        """Decoder blocks over ``tokens`` at positions ``pos``; writes their keys/values."""
+        positions = (pos[None, :] - self.pad[:, None]).clamp(min=0)
+        x = self.decoder.token_embedding(tokens) + self.decoder.positional_embedding[positions]
+        x = x.to(self.dtype)
+        keys = self.keys[:n_keys]
+        # causal, real keys only; a pad query sees itself so that no softmax row is empty
+        allowed = (keys[None, :] <= pos[:, None])[None] & (
+            self.real[:, None, :n_keys] | (keys[None, :] == pos[:, None])[None]
+        )
+        mask = allowed[:, None]  # (rows, 1 head, queries, keys)
+        for block, kv, (ck, cv) in zip(self.decoder.blocks, self.cache, self.cross_kv, strict=True):
+            h = block.attn_ln(x)
+            kv[0].index_copy_(1, pos, block.attn.key(h))
+            kv[1].index_copy_(1, pos, block.attn.value(h))
+            k, v = kv[0][:, :n_keys], kv[1][:, :n_keys]
+            x = x + block.attn.out(_attention(block.attn.query(h), k, v, block.attn.n_head, mask))
+            h = block.cross_attn_ln(x)
+            q = block.cross_attn.query(h)
+            rows, n_q, width = q.shape
+            q = q.reshape(rows // self.n_group, self.n_group * n_q, width)  # fold beams
+            a = _attention(q, ck, cv, block.cross_attn.n_head, None)
+            x = x + block.cross_attn.out(a.reshape(rows, n_q, width))
+            x = x + block.mlp(block.mlp_ln(x))
+        return self.decoder.ln(x)
+
+    def _project(self, x: Tensor) -> Tensor:
+        """Logits (float32) of hidden states ``x``: the tied token-embedding projection."""
+        return (x @ self.decoder.token_embedding.weight.to(x.dtype).T).float()
 
 
 def _attention(q: Tensor, k: Tensor, v: Tensor, n_head: int, mask: Tensor | None) -> Tensor:
@@ -359,8 +453,11 @@ class _BatchDecodingTask(DecodingTask):
     token sit at the same column in all rows.
     """
 
-    def __init__(self, model: Whisper, options: DecodingOptions, prompt_length: int):
+    def __init__(
+        self, model: Whisper, options: DecodingOptions, prompt_length: int, step_mode: str
+    ):
         self.prompt_length = prompt_length
+        self.step_mode = step_mode
         super().__init__(model, options)
         if isinstance(self.decoder, BeamSearchDecoder):
             self.decoder = _BatchBeamSearchDecoder(
@@ -404,7 +501,10 @@ class _BatchDecodingTask(DecodingTask):
         tokens = torch.tensor([[_PAD_TOKEN] * p + list(r) for p, r in zip(pads, rows, strict=True)])
         tokens = tokens.repeat_interleave(self.n_group, dim=0).to(device)
         pad = torch.tensor(pads, device=device).repeat_interleave(self.n_group)
-        self.inference = _PaddedInference(self.model, audio_features, self.n_group, pad)
+        max_len = min(length + self.sample_len, self.n_ctx)
+        self.inference = _PaddedInference(
+            self.model, audio_features, self.n_group, pad, max_len, self.step_mode
+        )
         if isinstance(self.decoder, BeamSearchDecoder):
             self.decoder.inference = self.inference
 
@@ -537,7 +637,12 @@ def _advance(f: _File, result: DecodingResult, size: int, opts: BatchOptions) ->
 
 
 def _decode_with_fallback(
-    model: Whisper, features: Tensor, rows: list[list[int]], sot_len: int, opts: BatchOptions
+    model: Whisper,
+    features: Tensor,
+    rows: list[list[int]],
+    sot_len: int,
+    opts: BatchOptions,
+    step_mode: str,
 ) -> list[DecodingResult]:
     """Decode windows at the first temperature; redo those that fail, together, hotter.
 
@@ -549,7 +654,7 @@ def _decode_with_fallback(
     for temperature in opts.temperatures():
         options = opts.decoding_options(temperature, opts.language or "en")
         prompt_length = max(len(rows[i]) for i in pending) - sot_len
-        task = _BatchDecodingTask(model, options, prompt_length)
+        task = _BatchDecodingTask(model, options, prompt_length, step_mode)
         index = torch.tensor(pending, device=features.device)
         out = task.run_rows(features[index], [rows[i] for i in pending])
         still = []
@@ -606,17 +711,30 @@ def _start_files(
 
 @torch.no_grad()
 def transcribe_batch(
-    model: Whisper, audios: Sequence[np.ndarray], *, batch_size: int, **decode_options
+    model: Whisper,
+    audios: Sequence[np.ndarray],
+    *,
+    batch_size: int,
+    step_mode: str | None = None,
+    **decode_options,
 ) -> list[dict]:
     """Transcribe many 16 kHz mono float32 waveforms, decoding one window of up to
     ``batch_size`` files at a time.
 
-    ``decode_options`` are ``BatchOptions`` fields (``whisper.transcribe()``'s names). Returns,
+    ``decode_options`` are ``BatchOptions`` fields (``whisper.transcribe()``'s names).
+    ``step_mode`` is one of :data:`STEP_MODES` (default: :func:`default_step_mode`). Returns,
     per audio in input order, ``{"text", "segments", "language"}`` as ``transcribe()`` does.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     opts = BatchOptions(**decode_options)
+    if step_mode is not None and step_mode not in STEP_MODES:
+        raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
+    step_mode = step_mode or default_step_mode(model.device)
+    if step_mode == "graph" and model.device.type != "cuda":
+        raise ValueError(f"step_mode 'graph' needs a CUDA device, the model is on {model.device}")
+    if step_mode == "graph" and str(model.device) in _GRAPH_FAILED:
+        step_mode = "static"
     if model.device.type == "cpu" and opts.fp16:
         opts = replace(opts, fp16=False)
     dtype = torch.float16 if opts.fp16 else torch.float32
@@ -642,7 +760,7 @@ def transcribe_batch(
         features = model.encoder(torch.stack(windows).to(dtype))
         sots = [_sot_sequence(f.tokenizer, opts) for f in active]
         rows = [f.initial_tokens(max_prompt, sot) for f, sot in zip(active, sots, strict=True)]
-        results = _decode_with_fallback(model, features, rows, len(sots[0]), opts)
+        results = _decode_with_fallback(model, features, rows, len(sots[0]), opts, step_mode)
         for f, result, size in zip(active, results, sizes, strict=True):
             _advance(f, result, size, opts)
     return [done[i] for i in range(len(audios))]
