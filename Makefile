@@ -99,8 +99,9 @@ demo: install assets ## transcribe and summarize samples/ into demo-output/
 	  --whisper-model $(WHISPER_CKPT) --llm-endpoint "$$endpoint" --llm-model '$(LLM_MODEL)'; \
 	echo; echo "report: $(DEMO_OUTPUT)/report.html and $(DEMO_OUTPUT)/report.md"
 
-lint: install ## ruff check
+lint: install ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 compile: install ## compile the pipeline into compiled/
 	$(VENV)/bin/kfp-asr compile

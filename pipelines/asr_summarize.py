@@ -25,8 +25,9 @@ PIPELINE_NAME = "asr-summarize"
 COMPILED = Path(__file__).resolve().parent.parent / "compiled" / "asr_summarize.yaml"
 
 #: Secret key → environment variable of the S3/MinIO connection (docs/architecture.md).
-MINIO_SECRET_KEYS = {k: k for k in ("MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
-                                    "MINIO_SECURE")}
+MINIO_SECRET_KEYS = {
+    k: k for k in ("MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_SECURE")
+}
 LLM_SECRET_KEYS = {"LLM_API_KEY": "LLM_API_KEY"}
 MODEL_CACHE_VOLUME = "whisper-cache"
 
@@ -41,16 +42,18 @@ def _apply_resources(task: dsl.PipelineTask, settings: TaskSettings) -> None:
     for key, value in settings.node_selector.items():
         kubernetes.add_node_selector(task, key, value)
     for toleration in settings.tolerations:
-        kubernetes.add_toleration(task, toleration.key, toleration.operator, toleration.value,
-                                  toleration.effect)
+        kubernetes.add_toleration(
+            task, toleration.key, toleration.operator, toleration.value, toleration.effect
+        )
 
 
 def _mount_cache(task: dsl.PipelineTask, cache: ModelCache) -> None:
     if cache.pvc:
         kubernetes.mount_pvc(task, cache.pvc, cache.path)
     else:
-        kubernetes.empty_dir_mount(task, MODEL_CACHE_VOLUME, cache.path,
-                                   size_limit=cache.size_limit)
+        kubernetes.empty_dir_mount(
+            task, MODEL_CACHE_VOLUME, cache.path, size_limit=cache.size_limit
+        )
     task.set_env_variable("WHISPER_CACHE_DIR", cache.path)
 
 
@@ -67,9 +70,13 @@ def build_pipeline(profile: Profile):
     report_op = lightweight(report, profile.image)
     d = profile.params
 
-    @dsl.pipeline(name=PIPELINE_NAME, description=(
-        "Transcribe a bucket of recorded audio with Whisper and summarize every transcript "
-        f"(deployment profile {profile.name})."))
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description=(
+            "Transcribe a bucket of recorded audio with Whisper and summarize every transcript "
+            f"(deployment profile {profile.name})."
+        ),
+    )
     def asr_summarize(
         input_uri: str = d.input_uri,
         output_uri: str = d.output_uri,
@@ -102,33 +109,46 @@ def build_pipeline(profile: Profile):
             reprocess: Process every input again, even those the output's ledger marks as
                 finished (by default a run processes only new and changed inputs).
         """
-        planned = plan_op(input_uri=input_uri, output_uri=output_uri, num_shards=num_shards,
-                          reprocess=reprocess)
+        planned = plan_op(
+            input_uri=input_uri, output_uri=output_uri, num_shards=num_shards, reprocess=reprocess
+        )
         planned.set_display_name("plan shards").set_caching_options(False)
         _apply_resources(planned, profile.tasks["plan"])
         kubernetes.use_secret_as_env(planned, profile.secrets.minio, MINIO_SECRET_KEYS)
 
-        with dsl.ParallelFor(planned.outputs["Output"], parallelism=profile.parallelism,
-                             name="shards") as shard:
-            transcribed = transcribe_op(shard=shard, output_uri=output_uri,
-                                        whisper_model=whisper_model, language=language,
-                                        beam_size=beam_size, batch_size=batch_size)
+        with dsl.ParallelFor(
+            planned.outputs["Output"], parallelism=profile.parallelism, name="shards"
+        ) as shard:
+            transcribed = transcribe_op(
+                shard=shard,
+                output_uri=output_uri,
+                whisper_model=whisper_model,
+                language=language,
+                beam_size=beam_size,
+                batch_size=batch_size,
+            )
             transcribed.set_display_name("transcribe shard").set_caching_options(False)
             _apply_resources(transcribed, profile.tasks["transcribe"])
             _queue(transcribed, profile)
             _mount_cache(transcribed, profile.model_cache)
             kubernetes.use_secret_as_env(transcribed, profile.secrets.minio, MINIO_SECRET_KEYS)
 
-            summarized = summarize_op(transcripts=transcribed.outputs["transcripts"],
-                                      shard=shard, output_uri=output_uri,
-                                      llm_endpoint=llm_endpoint, llm_model=llm_model,
-                                      max_tokens=max_tokens, max_concurrency=max_concurrency)
+            summarized = summarize_op(
+                transcripts=transcribed.outputs["transcripts"],
+                shard=shard,
+                output_uri=output_uri,
+                llm_endpoint=llm_endpoint,
+                llm_model=llm_model,
+                max_tokens=max_tokens,
+                max_concurrency=max_concurrency,
+            )
             summarized.set_display_name("summarize shard").set_caching_options(False)
             _apply_resources(summarized, profile.tasks["summarize"])
             _queue(summarized, profile)
             kubernetes.use_secret_as_env(summarized, profile.secrets.minio, MINIO_SECRET_KEYS)
-            kubernetes.use_secret_as_env(summarized, profile.secrets.llm_api_key, LLM_SECRET_KEYS,
-                                         optional=True)
+            kubernetes.use_secret_as_env(
+                summarized, profile.secrets.llm_api_key, LLM_SECRET_KEYS, optional=True
+            )
 
         reported = report_op(
             manifest=planned.outputs["manifest"],
@@ -144,8 +164,9 @@ def build_pipeline(profile: Profile):
     return asr_summarize
 
 
-def compile_pipeline(profile_name: str | None, output_path: str | os.PathLike,
-                     image: str | None = None) -> Path:
+def compile_pipeline(
+    profile_name: str | None, output_path: str | os.PathLike, image: str | None = None
+) -> Path:
     """Compile the pipeline for a profile (optionally on another image) to ``output_path``."""
     profile = get_profile(profile_name)
     if image:

@@ -44,11 +44,28 @@ def _run_local(args: argparse.Namespace) -> int:
     from pipelines.local import LOCAL_PROFILE, run_local
 
     profile = get_profile(LOCAL_PROFILE).with_retries(args.retries, args.retry_backoff)
-    overrides = {name: getattr(args, name) for name in (
-        "whisper_model", "language", "beam_size", "batch_size", "num_shards", "llm_endpoint",
-        "llm_model", "max_tokens", "max_concurrency") if getattr(args, name) is not None}
-    params = replace(profile.params, input_uri=args.input, output_uri=args.output,
-                     reprocess=args.reprocess, **overrides)
+    overrides = {
+        name: getattr(args, name)
+        for name in (
+            "whisper_model",
+            "language",
+            "beam_size",
+            "batch_size",
+            "num_shards",
+            "llm_endpoint",
+            "llm_model",
+            "max_tokens",
+            "max_concurrency",
+        )
+        if getattr(args, name) is not None
+    }
+    params = replace(
+        profile.params,
+        input_uri=args.input,
+        output_uri=args.output,
+        reprocess=args.reprocess,
+        **overrides,
+    )
     try:
         metrics = run_local(profile, params)
     except RuntimeError as e:  # kfp.local: a step crashed; its log is above
@@ -79,16 +96,25 @@ def _submit(args: argparse.Namespace) -> int:
 
     if not args.package.is_file():
         raise ConfigError(f"--package {args.package} does not exist: run `kfp-asr compile`")
-    target = Target(host=args.host, namespace=args.namespace, experiment=args.experiment,
-                    service_account=args.service_account)
-    schedule = (Schedule(args.cron, args.max_concurrency, args.no_catchup)
-                if args.command == "schedule" else None)
-    result = submit(target, args.package, parse_params(args.package, args.param),
-                    args.run_name, schedule)
-    created = (f"recurring run {result.recurring_run_id}" if schedule
-               else f"run {result.run_id}")
-    print(f"{created} of pipeline {result.pipeline_id} version {result.version_id} "
-          f"in experiment {result.experiment_id}")
+    target = Target(
+        host=args.host,
+        namespace=args.namespace,
+        experiment=args.experiment,
+        service_account=args.service_account,
+    )
+    schedule = (
+        Schedule(args.cron, args.max_concurrency, args.no_catchup)
+        if args.command == "schedule"
+        else None
+    )
+    result = submit(
+        target, args.package, parse_params(args.package, args.param), args.run_name, schedule
+    )
+    created = f"recurring run {result.recurring_run_id}" if schedule else f"run {result.run_id}"
+    print(
+        f"{created} of pipeline {result.pipeline_id} version {result.version_id} "
+        f"in experiment {result.experiment_id}"
+    )
     return 0
 
 
@@ -98,8 +124,10 @@ def _profiles(_: argparse.Namespace) -> int:
         accel = p.tasks["transcribe"].accelerator
         slot = f"{accel.type}: {accel.count}" if accel else "no accelerator"
         mark = " (default)" if name == default else ""
-        print(f"{name}{mark}\n  {p.description}\n  transcribe: {slot}; queue {p.queue}; "
-              f"parallelism {p.parallelism}; image {p.image}")
+        print(
+            f"{name}{mark}\n  {p.description}\n  transcribe: {slot}; queue {p.queue}; "
+            f"parallelism {p.parallelism}; image {p.image}"
+        )
     return 0
 
 
@@ -111,8 +139,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", help="deployment profile (default: profiles.yaml's default)")
     c.add_argument("--image", help="project image to run every step on (default: the profile's)")
     c.add_argument("-o", "--output", type=Path, default=DEFAULT_PACKAGE)
-    c.add_argument("--check", action="store_true",
-                   help="exit 1 when the output file differs from a fresh compile")
+    c.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when the output file differs from a fresh compile",
+    )
     c.set_defaults(func=_compile)
 
     r = sub.add_parser("run-local", help="run the whole pipeline on this machine (kfp.local)")
@@ -121,27 +152,41 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--whisper-model", help="Whisper model name or checkpoint path")
     r.add_argument("--language", help="language code, or auto")
     r.add_argument("--beam-size", type=int)
-    r.add_argument("--batch-size", type=int,
-                   help="files Whisper decodes together; 0: the device default (cpu 4, cuda 64) "
-                        "capped by free memory; 1: the sequential reference path")
+    r.add_argument(
+        "--batch-size",
+        type=int,
+        help="files Whisper decodes together; 0: the device default (cpu 4, cuda 64) "
+        "capped by free memory; 1: the sequential reference path",
+    )
     r.add_argument("--shards", dest="num_shards", type=int)
     r.add_argument("--llm-endpoint", help="OpenAI-compatible base URL ending in /v1")
     r.add_argument("--llm-model", help="served model name")
     r.add_argument("--max-tokens", type=int)
-    r.add_argument("--concurrency", dest="max_concurrency", type=int,
-                   help="summary requests in flight per shard")
-    r.add_argument("--reprocess", action="store_true",
-                   help="process every input again, even those the output's ledger marks "
-                        "as finished")
-    r.add_argument("--retries", type=int,
-                   help="times a failed step runs again (default: the profile's, 2)")
-    r.add_argument("--retry-backoff", metavar="DURATION",
-                   help="first wait before a step runs again, e.g. 0s (default: 30s or 60s, "
-                        "doubling)")
+    r.add_argument(
+        "--concurrency",
+        dest="max_concurrency",
+        type=int,
+        help="summary requests in flight per shard",
+    )
+    r.add_argument(
+        "--reprocess",
+        action="store_true",
+        help="process every input again, even those the output's ledger marks as finished",
+    )
+    r.add_argument(
+        "--retries", type=int, help="times a failed step runs again (default: the profile's, 2)"
+    )
+    r.add_argument(
+        "--retry-backoff",
+        metavar="DURATION",
+        help="first wait before a step runs again, e.g. 0s (default: 30s or 60s, doubling)",
+    )
     r.set_defaults(func=_run_local)
 
-    for name, text in (("submit", "upload the compiled pipeline and start a run"),
-                       ("schedule", "upload the compiled pipeline and create a recurring run")):
+    for name, text in (
+        ("submit", "upload the compiled pipeline and start a run"),
+        ("schedule", "upload the compiled pipeline and create a recurring run"),
+    ):
         s = sub.add_parser(name, help=text)
         s.add_argument("--host", required=True, help="KFP API server URL")
         s.add_argument("--namespace", default="asr-pipelines")
@@ -151,11 +196,17 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--package", type=Path, default=DEFAULT_PACKAGE)
         s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
         if name == "schedule":
-            s.add_argument("--cron", required=True,
-                           help="6 fields, seconds first: '0 0 2 * * *' is daily at 02:00")
+            s.add_argument(
+                "--cron",
+                required=True,
+                help="6 fields, seconds first: '0 0 2 * * *' is daily at 02:00",
+            )
             s.add_argument("--max-concurrency", type=int, default=1)
-            s.add_argument("--no-catchup", action="store_true",
-                           help="skip the runs missed while the schedule was paused")
+            s.add_argument(
+                "--no-catchup",
+                action="store_true",
+                help="skip the runs missed while the schedule was paused",
+            )
         s.set_defaults(func=_submit)
 
     p = sub.add_parser("profiles", help="list the deployment profiles")

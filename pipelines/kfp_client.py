@@ -18,8 +18,12 @@ import yaml
 
 from components.common.errors import ConfigError
 
-_CASTS = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str,
-          "BOOLEAN": lambda v: v.lower() in ("1", "true", "yes")}
+_CASTS = {
+    "NUMBER_INTEGER": int,
+    "NUMBER_DOUBLE": float,
+    "STRING": str,
+    "BOOLEAN": lambda v: v.lower() in ("1", "true", "yes"),
+}
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,10 @@ def parse_params(package: Path, pairs: list[str]) -> dict[str, Any]:
         if not sep:
             raise ConfigError(f"--param {pair!r} is not NAME=VALUE")
         if name not in declared:
-            raise ConfigError(f"--param {name} is not a pipeline parameter; "
-                              f"parameters: {', '.join(sorted(declared))}")
+            raise ConfigError(
+                f"--param {name} is not a pipeline parameter; "
+                f"parameters: {', '.join(sorted(declared))}"
+            )
         try:
             params[name] = _CASTS[declared[name]["parameterType"]](value)
         except ValueError as e:
@@ -75,8 +81,9 @@ def parse_params(package: Path, pairs: list[str]) -> dict[str, Any]:
 
 def _cron(expression: str) -> str:
     if len(expression.split()) != 6:
-        raise ConfigError(f"--cron {expression!r} needs 6 fields, seconds first "
-                          "(e.g. '0 0 2 * * *')")
+        raise ConfigError(
+            f"--cron {expression!r} needs 6 fields, seconds first (e.g. '0 0 2 * * *')"
+        )
     return expression
 
 
@@ -85,8 +92,9 @@ def upload(client: kfp.Client, package: Path, name: str) -> tuple[str, str]:
     pipeline_id = client.get_pipeline_id(name)
     if pipeline_id is None:
         pipeline_id = client.upload_pipeline(str(package), pipeline_name=name).pipeline_id
-        versions = client.list_pipeline_versions(pipeline_id, page_size=1,
-                                                 sort_by="created_at desc").pipeline_versions
+        versions = client.list_pipeline_versions(
+            pipeline_id, page_size=1, sort_by="created_at desc"
+        ).pipeline_versions
         return pipeline_id, versions[0].pipeline_version_id
     digest = hashlib.sha256(package.read_bytes()).hexdigest()[:12]
     version_name = f"{name}-{digest}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
@@ -94,22 +102,41 @@ def upload(client: kfp.Client, package: Path, name: str) -> tuple[str, str]:
     return pipeline_id, version.pipeline_version_id
 
 
-def submit(target: Target, package: Path, params: dict[str, Any], run_name: str,
-           schedule: Schedule | None = None) -> Submission:
+def submit(
+    target: Target,
+    package: Path,
+    params: dict[str, Any],
+    run_name: str,
+    schedule: Schedule | None = None,
+) -> Submission:
     """Upload ``package`` and start a run, or a recurring run when ``schedule`` is given."""
     cron = _cron(schedule.cron) if schedule else None
     client = kfp.Client(host=target.host, namespace=target.namespace)
     pipeline_id, version_id = upload(client, package, target.pipeline_name)
     experiment = client.create_experiment(target.experiment, namespace=target.namespace)
-    common = dict(experiment_id=experiment.experiment_id, job_name=run_name, params=params,
-                  pipeline_id=pipeline_id, version_id=version_id,
-                  service_account=target.service_account)
+    common = dict(
+        experiment_id=experiment.experiment_id,
+        job_name=run_name,
+        params=params,
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+        service_account=target.service_account,
+    )
     if schedule is None:
         run = client.run_pipeline(**common)
-        return Submission(pipeline_id, version_id, experiment.experiment_id, run_id=run.run_id,
-                          params=params)
+        return Submission(
+            pipeline_id, version_id, experiment.experiment_id, run_id=run.run_id, params=params
+        )
     recurring = client.create_recurring_run(
-        **common, cron_expression=cron, max_concurrency=schedule.max_concurrency,
-        no_catchup=schedule.no_catchup)
-    return Submission(pipeline_id, version_id, experiment.experiment_id,
-                      recurring_run_id=recurring.recurring_run_id, params=params)
+        **common,
+        cron_expression=cron,
+        max_concurrency=schedule.max_concurrency,
+        no_catchup=schedule.no_catchup,
+    )
+    return Submission(
+        pipeline_id,
+        version_id,
+        experiment.experiment_id,
+        recurring_run_id=recurring.recurring_run_id,
+        params=params,
+    )

@@ -29,8 +29,12 @@ from pipelines.profiles import PipelineDefaults, Profile
 #: Profile whose parameter defaults run-local starts from (kfp.local ignores the rest).
 LOCAL_PROFILE = "cpu"
 #: Settings that must be positive, with the command-line flag that sets them.
-_POSITIVE = {"num_shards": "--shards", "beam_size": "--beam-size",
-             "max_tokens": "--max-tokens", "max_concurrency": "--concurrency"}
+_POSITIVE = {
+    "num_shards": "--shards",
+    "beam_size": "--beam-size",
+    "max_tokens": "--max-tokens",
+    "max_concurrency": "--concurrency",
+}
 
 
 def _absolute(uri: str) -> str:
@@ -42,14 +46,17 @@ def _check_whisper_model(name_or_path: str) -> None:
 
     if Path(name_or_path).is_file() or name_or_path in whisper.available_models():
         return
-    raise ConfigError(f"--whisper-model {name_or_path!r} is neither a checkpoint file nor one "
-                      f"of {', '.join(whisper.available_models())}")
+    raise ConfigError(
+        f"--whisper-model {name_or_path!r} is neither a checkpoint file nor one "
+        f"of {', '.join(whisper.available_models())}"
+    )
 
 
 def check_settings(params: PipelineDefaults) -> PipelineDefaults:
     """Validate the settings and return them with local paths made absolute."""
-    params = replace(params, input_uri=_absolute(params.input_uri),
-                     output_uri=_absolute(params.output_uri))
+    params = replace(
+        params, input_uri=_absolute(params.input_uri), output_uri=_absolute(params.output_uri)
+    )
     if not storage.list_audio(params.input_uri):
         raise ConfigError(f"--input {params.input_uri} holds no audio files")
     if storage.is_remote(params.output_uri):
@@ -72,9 +79,13 @@ def run_local(profile: Profile, params: PipelineDefaults) -> dict[str, float | i
     params = check_settings(params)
     package_root = str(Path(components.__file__).resolve().parent.parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        p for p in (package_root, os.environ.get("PYTHONPATH")) if p
+    )
     with tempfile.TemporaryDirectory(prefix="kfp-asr-local-") as tmp:
-        local.init(local.SubprocessRunner(use_venv=False),
-                   pipeline_root=str(Path(tmp) / "pipeline-root"), raise_on_error=True)
+        local.init(
+            local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(Path(tmp) / "pipeline-root"),
+            raise_on_error=True,
+        )
         build_pipeline(profile)(**asdict(params))
     return json.loads(storage.read_text(storage.join(params.output_uri, "metrics.json")))

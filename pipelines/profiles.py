@@ -108,14 +108,17 @@ class Profile:
     @property
     def pod_labels(self) -> dict[str, str]:
         """Kueue labels of the queued steps' pods (an empty priority class adds no label)."""
-        labels = {"kueue.x-k8s.io/queue-name": self.queue,
-                  "kueue.x-k8s.io/priority-class": self.priority_class}
+        labels = {
+            "kueue.x-k8s.io/queue-name": self.queue,
+            "kueue.x-k8s.io/priority-class": self.priority_class,
+        }
         return {k: v for k, v in labels.items() if v}
 
     def with_retries(self, retries: int | None = None, backoff: str | None = None) -> Profile:
         """This profile with every step's retry count and/or first backoff replaced."""
-        changes = {k: v for k, v in (("retries", retries), ("retry_backoff", backoff))
-                   if v is not None}
+        changes = {
+            k: v for k, v in (("retries", retries), ("retry_backoff", backoff)) if v is not None
+        }
         return replace(self, tasks={step: replace(t, **changes) for step, t in self.tasks.items()})
 
 

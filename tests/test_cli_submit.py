@@ -36,15 +36,19 @@ class FakeKfp:
         api = "/apis/v2beta1"
         routes = {
             ("GET", f"{api}/pipelines"): {"pipelines": self.pipelines} if self.pipelines else {},
-            ("POST", f"{api}/pipelines/upload"): {"pipeline_id": "pipe-1",
-                                                  "display_name": "asr-summarize"},
-            ("GET", f"{api}/pipelines/pipe-1/versions"): {"pipeline_versions": [
-                {"pipeline_id": "pipe-1", "pipeline_version_id": "ver-1"}]},
-            ("POST", f"{api}/pipelines/upload_version"): {"pipeline_id": "pipe-1",
-                                                          "pipeline_version_id": "ver-2"},
+            ("POST", f"{api}/pipelines/upload"): {
+                "pipeline_id": "pipe-1",
+                "display_name": "asr-summarize",
+            },
+            ("GET", f"{api}/pipelines/pipe-1/versions"): {
+                "pipeline_versions": [{"pipeline_id": "pipe-1", "pipeline_version_id": "ver-1"}]
+            },
+            ("POST", f"{api}/pipelines/upload_version"): {
+                "pipeline_id": "pipe-1",
+                "pipeline_version_id": "ver-2",
+            },
             ("GET", f"{api}/experiments"): {},
-            ("POST", f"{api}/experiments"): {"experiment_id": "exp-1",
-                                             "display_name": "nightly"},
+            ("POST", f"{api}/experiments"): {"experiment_id": "exp-1", "display_name": "nightly"},
             ("POST", f"{api}/runs"): {"run_id": "run-1"},
             ("POST", f"{api}/recurringruns"): {"recurring_run_id": "rr-1"},
         }
@@ -95,10 +99,27 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_submit_uploads_the_package_and_starts_a_typed_run(
     kfp_server: FakeKfp, package: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    code = main(["submit", "--host", kfp_server.url, "--namespace", "team-a",
-                 "--experiment", "nightly", "--run-name", "calls-2024-05-01",
-                 "--package", str(package), "--param", "input_uri=s3://calls/2024-05-01/",
-                 "--param", "num_shards=12", "--param", "whisper_model=large-v3"])
+    code = main(
+        [
+            "submit",
+            "--host",
+            kfp_server.url,
+            "--namespace",
+            "team-a",
+            "--experiment",
+            "nightly",
+            "--run-name",
+            "calls-2024-05-01",
+            "--package",
+            str(package),
+            "--param",
+            "input_uri=s3://calls/2024-05-01/",
+            "--param",
+            "num_shards=12",
+            "--param",
+            "whisper_model=large-v3",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "run run-1 of pipeline pipe-1 version ver-1 in experiment exp-1" in out
@@ -115,19 +136,37 @@ def test_submit_uploads_the_package_and_starts_a_typed_run(
     assert body["display_name"] == "calls-2024-05-01"
     assert body["experiment_id"] == "exp-1"
     assert body["service_account"] == "asr-pipeline-runner"
-    assert body["pipeline_version_reference"] == {"pipeline_id": "pipe-1",
-                                                  "pipeline_version_id": "ver-1"}
+    assert body["pipeline_version_reference"] == {
+        "pipeline_id": "pipe-1",
+        "pipeline_version_id": "ver-1",
+    }
     assert body["runtime_config"]["parameters"] == {
-        "input_uri": "s3://calls/2024-05-01/", "num_shards": 12, "whisper_model": "large-v3"}
+        "input_uri": "s3://calls/2024-05-01/",
+        "num_shards": 12,
+        "whisper_model": "large-v3",
+    }
 
 
 def test_schedule_adds_a_version_to_an_existing_pipeline_and_a_cron_recurring_run(
     kfp_server: FakeKfp, package: Path
 ) -> None:
     kfp_server.pipelines = [{"pipeline_id": "pipe-1", "display_name": "asr-summarize"}]
-    code = main(["schedule", "--host", kfp_server.url, "--cron", "0 0 2 * * *",
-                 "--max-concurrency", "2", "--no-catchup", "--package", str(package),
-                 "--param", "output_uri=s3://results/nightly/"])
+    code = main(
+        [
+            "schedule",
+            "--host",
+            kfp_server.url,
+            "--cron",
+            "0 0 2 * * *",
+            "--max-concurrency",
+            "2",
+            "--no-catchup",
+            "--package",
+            str(package),
+            "--param",
+            "output_uri=s3://results/nightly/",
+        ]
+    )
     assert code == 0
     assert not kfp_server.calls("POST", "/apis/v2beta1/pipelines/upload")
     (version,) = kfp_server.calls("POST", "/apis/v2beta1/pipelines/upload_version")
@@ -140,18 +179,26 @@ def test_schedule_adds_a_version_to_an_existing_pipeline_and_a_cron_recurring_ru
     assert int(body["max_concurrency"]) == 2
     assert body["no_catchup"] is True
     assert body["mode"] == "ENABLE"
-    assert body["pipeline_version_reference"] == {"pipeline_id": "pipe-1",
-                                                  "pipeline_version_id": "ver-2"}
+    assert body["pipeline_version_reference"] == {
+        "pipeline_id": "pipe-1",
+        "pipeline_version_id": "ver-2",
+    }
     assert body["runtime_config"]["parameters"] == {"output_uri": "s3://results/nightly/"}
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--param", "shards=3"], "shards is not a pipeline parameter"),
-    (["--param", "num_shards=three"], "num_shards='three'"),
-    (["--param", "num_shards"], "is not NAME=VALUE"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--param", "shards=3"], "shards is not a pipeline parameter"),
+        (["--param", "num_shards=three"], "num_shards='three'"),
+        (["--param", "num_shards"], "is not NAME=VALUE"),
+    ],
+)
 def test_bad_params_exit_2_before_any_request(
-    kfp_server: FakeKfp, package: Path, capsys: pytest.CaptureFixture, args: list[str],
+    kfp_server: FakeKfp,
+    package: Path,
+    capsys: pytest.CaptureFixture,
+    args: list[str],
     message: str,
 ) -> None:
     assert main(["submit", "--host", kfp_server.url, "--package", str(package), *args]) == 2
@@ -159,9 +206,14 @@ def test_bad_params_exit_2_before_any_request(
     assert kfp_server.requests == []
 
 
-def test_cron_needs_six_fields(kfp_server: FakeKfp, package: Path,
-                               capsys: pytest.CaptureFixture) -> None:
-    assert main(["schedule", "--host", kfp_server.url, "--cron", "0 2 * * *",
-                 "--package", str(package)]) == 2
+def test_cron_needs_six_fields(
+    kfp_server: FakeKfp, package: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert (
+        main(
+            ["schedule", "--host", kfp_server.url, "--cron", "0 2 * * *", "--package", str(package)]
+        )
+        == 2
+    )
     assert "needs 6 fields" in capsys.readouterr().err
     assert kfp_server.requests == []

@@ -45,8 +45,9 @@ def test_unknown_profile_is_a_usage_error(capsys: pytest.CaptureFixture) -> None
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
-def test_profile_reaches_the_executors(name: str, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_profile_reaches_the_executors(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for var in ("MINIO_SECRET_KEY", "MINIO_ACCESS_KEY", "LLM_API_KEY"):
         monkeypatch.setenv(var, SECRET_VALUE)
     profile = PROFILES[name]
@@ -70,22 +71,35 @@ def test_profile_reaches_the_executors(name: str, tmp_path: Path,
     for step in ("plan", "report"):
         assert "podMetadata" not in k8s[f"exec-{step}"]
     for step in ("plan", "transcribe", "summarize", "report"):  # every step uses the bucket
-        (minio,) = [s for s in k8s[f"exec-{step}"]["secretAsEnv"]
-                    if s["secretName"] == profile.secrets.minio]
+        (minio,) = [
+            s
+            for s in k8s[f"exec-{step}"]["secretAsEnv"]
+            if s["secretName"] == profile.secrets.minio
+        ]
         assert {m["envVar"] for m in minio["keyToEnv"]} == {
-            "MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_SECURE"}
-    (llm,) = [s for s in k8s["exec-summarize"]["secretAsEnv"]
-              if s["secretName"] == profile.secrets.llm_api_key]
+            "MINIO_ENDPOINT",
+            "MINIO_ACCESS_KEY",
+            "MINIO_SECRET_KEY",
+            "MINIO_SECURE",
+        }
+    (llm,) = [
+        s
+        for s in k8s["exec-summarize"]["secretAsEnv"]
+        if s["secretName"] == profile.secrets.llm_api_key
+    ]
     assert llm["optional"] is True
 
     (cache,) = k8s["exec-transcribe"]["emptyDirMounts"]
     assert cache["mountPath"] == profile.model_cache.path
     env = {e["name"]: e["value"] for e in executors["exec-transcribe"]["container"]["env"]}
     assert env["WHISPER_CACHE_DIR"] == profile.model_cache.path
-    assert k8s["exec-transcribe"].get("nodeSelector", {}).get("labels", {}) == \
-        profile.tasks["transcribe"].node_selector
-    assert len(k8s["exec-transcribe"].get("tolerations", [])) == \
-        len(profile.tasks["transcribe"].tolerations)
+    assert (
+        k8s["exec-transcribe"].get("nodeSelector", {}).get("labels", {})
+        == profile.tasks["transcribe"].node_selector
+    )
+    assert len(k8s["exec-transcribe"].get("tolerations", [])) == len(
+        profile.tasks["transcribe"].tolerations
+    )
 
     loop = spec["root"]["dag"]["tasks"]["for-loop-1"]
     assert loop["iteratorPolicy"]["parallelismLimit"] == profile.parallelism
@@ -101,8 +115,12 @@ def test_tasks_have_names_retries_and_no_cache_where_a_bucket_is_read(tmp_path: 
     tasks = dict(spec["root"]["dag"]["tasks"])
     tasks.update(spec["components"]["comp-for-loop-1"]["dag"]["tasks"])
     names = {k: t["taskInfo"]["name"] for k, t in tasks.items() if k != "for-loop-1"}
-    assert names == {"plan": "plan shards", "transcribe": "transcribe shard",
-                     "summarize": "summarize shard", "report": "report"}
+    assert names == {
+        "plan": "plan shards",
+        "transcribe": "transcribe shard",
+        "summarize": "summarize shard",
+        "report": "report",
+    }
     for step in ("plan", "transcribe", "summarize", "report"):  # all write to the output
         assert tasks[step]["cachingOptions"] == {}, step  # enableCache: false is omitted
     assert all(tasks[s]["retryPolicy"]["maxRetryCount"] == 2 for s in names)

@@ -37,19 +37,24 @@ class Trigger(threading.Thread):
     It reads the S3 server directly (not through the proxy), every 50 ms.
     """
 
-    def __init__(self, server: S3Server, bucket: str, prefix: str,
-                 action: Callable[[], None]) -> None:
+    def __init__(
+        self, server: S3Server, bucket: str, prefix: str, action: Callable[[], None]
+    ) -> None:
         super().__init__(daemon=True)
-        self.client = Minio(server.endpoint, server.access_key, server.secret_key,
-                            secure=server.secure, region="us-east-1")
+        self.client = Minio(
+            server.endpoint,
+            server.access_key,
+            server.secret_key,
+            secure=server.secure,
+            region="us-east-1",
+        )
         self.bucket, self.prefix, self.action = bucket, prefix, action
         self.fired = threading.Event()
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
-            if next(iter(self.client.list_objects(self.bucket, self.prefix, recursive=True)),
-                    None):
+            if next(iter(self.client.list_objects(self.bucket, self.prefix, recursive=True)), None):
                 self.action()
                 self.fired.set()
                 return
@@ -60,9 +65,28 @@ def _run(bucket: str, whisper_model: str, endpoint: str, model: str, *extra: str
     """run-local over ``in/`` on one shard, decoding one file at a time: results are then
     stored file by file, which the outage triggers below wait for (batched decoding stores a
     whole batch at once)."""
-    return main(["run-local", "--input", f"s3://{bucket}/in/", "--output", f"s3://{bucket}/{OUT}",
-                 "--whisper-model", whisper_model, "--language", "en", "--llm-endpoint", endpoint,
-                 "--llm-model", model, "--shards", "1", "--batch-size", "1", *extra])
+    return main(
+        [
+            "run-local",
+            "--input",
+            f"s3://{bucket}/in/",
+            "--output",
+            f"s3://{bucket}/{OUT}",
+            "--whisper-model",
+            whisper_model,
+            "--language",
+            "en",
+            "--llm-endpoint",
+            endpoint,
+            "--llm-model",
+            model,
+            "--shards",
+            "1",
+            "--batch-size",
+            "1",
+            *extra,
+        ]
+    )
 
 
 def _upload(audio_dir: Path, bucket: str, names: list[str]) -> None:
@@ -79,19 +103,28 @@ def _etags(bucket: str, folder: str) -> dict[str, str]:
 
 
 def _expected_keys(bucket: str, names: list[str]) -> set[str]:
-    per_input = {f"{folder}/{n}.{ext}" for n in names for folder, ext in (
-        ("transcripts", "json"), ("summaries", "json"), ("text", "txt"), ("subtitles", "srt"),
-        ("subtitles", "vtt"))}
-    ledger_keys = {f"_ledger/{o.uri.rsplit('/', 1)[1]}/{o.etag}.json"
-                   for o in storage.list_audio(f"s3://{bucket}/in/")}
-    run_files = {"transcripts.jsonl", "summaries.jsonl", "report.html", "report.md",
-                 "metrics.json"}
+    per_input = {
+        f"{folder}/{n}.{ext}"
+        for n in names
+        for folder, ext in (
+            ("transcripts", "json"),
+            ("summaries", "json"),
+            ("text", "txt"),
+            ("subtitles", "srt"),
+            ("subtitles", "vtt"),
+        )
+    }
+    ledger_keys = {
+        f"_ledger/{o.uri.rsplit('/', 1)[1]}/{o.etag}.json"
+        for o in storage.list_audio(f"s3://{bucket}/in/")
+    }
+    run_files = {"transcripts.jsonl", "summaries.jsonl", "report.html", "report.md", "metrics.json"}
     return per_input | ledger_keys | run_files
 
 
 def _keys(bucket: str) -> set[str]:
     base = f"s3://{bucket}/{OUT}/"
-    return {o.uri[len(base):] for o in storage.list_objects(base)}
+    return {o.uri[len(base) :] for o in storage.list_objects(base)}
 
 
 @pytest.fixture
@@ -105,8 +138,14 @@ def s3_proxy(s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatc
 
 
 def test_s3_outage_within_the_retry_window_is_survived(
-        audio_dir: Path, whisper_model: str, llm_server, s3_server: S3Server, s3_bucket: str,
-        s3_proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    audio_dir: Path,
+    whisper_model: str,
+    llm_server,
+    s3_server: S3Server,
+    s3_bucket: str,
+    s3_proxy: TcpProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The S3 endpoint goes away for 2 s after the first transcript is stored; the storage
     layer's retries (5: 0+1+2+4+8 s of backoff) ride it out: nothing lost or duplicated."""
     _upload(audio_dir, s3_bucket, CLIPS[:2])
@@ -130,9 +169,15 @@ def test_s3_outage_within_the_retry_window_is_survived(
 
 
 def test_s3_outage_past_the_retry_window_fails_clearly_and_the_next_run_completes_the_rest(
-        audio_dir: Path, whisper_model: str, llm_server, s3_server: S3Server, s3_bucket: str,
-        s3_proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> None:
+    audio_dir: Path,
+    whisper_model: str,
+    llm_server,
+    s3_server: S3Server,
+    s3_bucket: str,
+    s3_proxy: TcpProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
     """The S3 endpoint goes away after the first transcript is stored and stays away past
     the retries (2: about 1 s): the run fails naming MINIO_ENDPOINT; once it is back, the
     next run completes the rest and reuses the stored transcript."""
@@ -140,8 +185,7 @@ def test_s3_outage_past_the_retry_window_fails_clearly_and_the_next_run_complete
     monkeypatch.setenv("MINIO_MAX_RETRIES", "2")
     trigger = Trigger(s3_server, s3_bucket, f"{OUT}/transcripts/", s3_proxy.stop)
     trigger.start()
-    code = _run(s3_bucket, whisper_model, llm_server.endpoint, llm_server.model,
-                "--retries", "0")
+    code = _run(s3_bucket, whisper_model, llm_server.endpoint, llm_server.model, "--retries", "0")
     trigger.done.set()
     trigger.join()
     assert trigger.fired.is_set(), "the outage never happened"
@@ -161,8 +205,13 @@ def test_s3_outage_past_the_retry_window_fails_clearly_and_the_next_run_complete
 
 
 def test_llm_server_killed_mid_run_then_only_missing_summaries_are_requested(
-        audio_dir: Path, whisper_model: str, llm_server, s3_server: S3Server, s3_bucket: str,
-        tmp_path: Path) -> None:
+    audio_dir: Path,
+    whisper_model: str,
+    llm_server,
+    s3_server: S3Server,
+    s3_bucket: str,
+    tmp_path: Path,
+) -> None:
     """llama-server is killed once the first summary is stored: the transcripts are kept and
     the other summaries fail with a reason. The next run (a fresh server behind a counting
     forwarder) transcribes nothing and sends exactly one chat request per missing summary."""
@@ -171,8 +220,16 @@ def test_llm_server_killed_mid_run_then_only_missing_summaries_are_requested(
     try:
         trigger = Trigger(s3_server, s3_bucket, f"{OUT}/summaries/", doomed.process.kill)
         trigger.start()
-        code = _run(s3_bucket, whisper_model, doomed.endpoint, doomed.model,
-                    "--concurrency", "1", "--max-tokens", "128")
+        code = _run(
+            s3_bucket,
+            whisper_model,
+            doomed.endpoint,
+            doomed.model,
+            "--concurrency",
+            "1",
+            "--max-tokens",
+            "128",
+        )
         trigger.done.set()
         trigger.join()
     finally:
@@ -183,8 +240,10 @@ def test_llm_server_killed_mid_run_then_only_missing_summaries_are_requested(
     missing = m["summaries_failed"]
     assert (m["files_ok"], m["summaries_ok"] + missing) == (3, 3)
     assert missing >= 1 and m["summaries_ok"] >= 1
-    failed = [json.loads(line) for line in
-              storage.read_text(f"s3://{s3_bucket}/{OUT}/summaries.jsonl").splitlines()]
+    failed = [
+        json.loads(line)
+        for line in storage.read_text(f"s3://{s3_bucket}/{OUT}/summaries.jsonl").splitlines()
+    ]
     assert all(s["error"] for s in failed if s["status"] != "ok")
     transcripts = _etags(s3_bucket, "transcripts")
     assert len(transcripts) == 3
@@ -194,14 +253,16 @@ def test_llm_server_killed_mid_run_then_only_missing_summaries_are_requested(
     counter.start()
     try:
         endpoint = f"http://127.0.0.1:{counter.listen_port}/v1"
-        assert _run(s3_bucket, whisper_model, endpoint, llm_server.model,
-                    "--max-tokens", "32") == 0
+        assert _run(s3_bucket, whisper_model, endpoint, llm_server.model, "--max-tokens", "32") == 0
         requests_sent = counter.counted
     finally:
         counter.stop()
     assert requests_sent == missing
     m = _metrics(s3_bucket)
-    assert (m["files_processed"], m["files_skipped"], m["summaries_ok"]) == (missing,
-                                                                            3 - missing, missing)
+    assert (m["files_processed"], m["files_skipped"], m["summaries_ok"]) == (
+        missing,
+        3 - missing,
+        missing,
+    )
     assert _etags(s3_bucket, "transcripts") == transcripts  # nothing transcribed again
     assert _keys(s3_bucket) == _expected_keys(s3_bucket, CLIPS)

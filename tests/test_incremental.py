@@ -20,8 +20,12 @@ from components.plan.planner import PlanOptions, plan, to_items
 from components.transcribe.engine import TranscribeOptions, run_transcribe_step
 from pipelines.cli import main
 
-CLIPS = ["utt06_en-gb+m3_s140.wav", "utt07_en-us_s130.wav", "utt11_en-us+m1_s155.wav",
-         "utt03_en+m3_s170.wav"]
+CLIPS = [
+    "utt06_en-gb+m3_s140.wav",
+    "utt07_en-us_s130.wav",
+    "utt11_en-us+m1_s155.wav",
+    "utt03_en+m3_s170.wav",
+]
 
 
 def _copy(audio_dir: Path, folder: Path, names: list[str]) -> list[Path]:
@@ -29,8 +33,7 @@ def _copy(audio_dir: Path, folder: Path, names: list[str]) -> list[Path]:
     return [Path(shutil.copy(audio_dir / name, folder / name)) for name in names]
 
 
-def test_plan_skips_finished_inputs_and_plans_changed_ones(audio_dir: Path,
-                                                           tmp_path: Path) -> None:
+def test_plan_skips_finished_inputs_and_plans_changed_ones(audio_dir: Path, tmp_path: Path) -> None:
     inp, out = tmp_path / "in", str(tmp_path / "out")
     paths = _copy(audio_dir, inp, CLIPS[:3])
     for item in to_items(storage.list_audio(str(inp)), str(inp)):
@@ -60,13 +63,15 @@ def test_plan_skips_finished_inputs_and_plans_changed_ones(audio_dir: Path,
 def test_stored_transcripts_are_reused_without_loading_the_model(tmp_path: Path) -> None:
     out = str(tmp_path / "out")
     item = Item("/data/a.wav", "a.wav", "etag-1", 10)
-    ledger.store_result(out, TRANSCRIPTS_DIR, item,
-                        {"source": item.source, "status": OK, "text": "stored"})
+    ledger.store_result(
+        out, TRANSCRIPTS_DIR, item, {"source": item.source, "status": OK, "text": "stored"}
+    )
     options = TranscribeOptions(model="no-such-model")  # loading it would be a ConfigError
     metrics = run_transcribe_step([item], tmp_path / "t.jsonl", options, out)
     assert metrics["files_reused"] == 1 and metrics["model_load_seconds"] == 0
-    assert read_jsonl(tmp_path / "t.jsonl") == [{"source": item.source, "status": OK,
-                                                 "text": "stored"}]
+    assert read_jsonl(tmp_path / "t.jsonl") == [
+        {"source": item.source, "status": OK, "text": "stored"}
+    ]
     assert run_transcribe_step([], tmp_path / "e.jsonl", options, out)["files"] == 0
     changed = Item(item.source, item.name, "etag-2", 10)
     with pytest.raises(ConfigError, match="no-such-model"):
@@ -75,7 +80,8 @@ def test_stored_transcripts_are_reused_without_loading_the_model(tmp_path: Path)
 
 @pytest.mark.slow
 def test_a_retried_shard_redoes_only_files_without_stored_results(
-        audio_dir: Path, whisper_model: str, tmp_path: Path) -> None:
+    audio_dir: Path, whisper_model: str, tmp_path: Path
+) -> None:
     """What a pod killed mid-shard leaves behind: the first file's result is stored."""
     inp, out = tmp_path / "in", str(tmp_path / "out")
     _copy(audio_dir, inp, CLIPS[:2])
@@ -94,10 +100,28 @@ def test_a_retried_shard_redoes_only_files_without_stored_results(
 
 
 def _run(inp: str, out: str, whisper_model: str, llm_server, *extra: str) -> int:
-    return main(["run-local", "--input", inp, "--output", out, "--whisper-model", whisper_model,
-                 "--language", "en", "--llm-endpoint", llm_server.endpoint,
-                 "--llm-model", llm_server.model, "--shards", "1", "--max-tokens", "32",
-                 *extra])
+    return main(
+        [
+            "run-local",
+            "--input",
+            inp,
+            "--output",
+            out,
+            "--whisper-model",
+            whisper_model,
+            "--language",
+            "en",
+            "--llm-endpoint",
+            llm_server.endpoint,
+            "--llm-model",
+            llm_server.model,
+            "--shards",
+            "1",
+            "--max-tokens",
+            "32",
+            *extra,
+        ]
+    )
 
 
 def _etags(prefix: str) -> dict[str, str]:
@@ -106,7 +130,8 @@ def _etags(prefix: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_scheduled_runs_process_only_new_and_changed_objects(
-        audio_dir: Path, whisper_model: str, llm_server, s3_bucket: str) -> None:
+    audio_dir: Path, whisper_model: str, llm_server, s3_bucket: str
+) -> None:
     inp, out = f"s3://{s3_bucket}/incoming/", f"s3://{s3_bucket}/results"
     for name in CLIPS[:2]:
         storage.upload_file(audio_dir / name, inp + name)
@@ -120,8 +145,11 @@ def test_scheduled_runs_process_only_new_and_changed_objects(
     # second run over an unchanged bucket: nothing transcribed or summarized again
     assert _run(inp, out, whisper_model, llm_server) == 0
     metrics = json.loads(storage.read_text(f"{out}/metrics.json"))
-    assert (metrics["files_total"], metrics["files_processed"], metrics["files_skipped"]) == \
-        (2, 0, 2)
+    assert (metrics["files_total"], metrics["files_processed"], metrics["files_skipped"]) == (
+        2,
+        0,
+        2,
+    )
     assert _etags(f"{out}/transcripts/") | _etags(f"{out}/summaries/") == stored
     assert storage.read_text(f"{out}/transcripts.jsonl") == ""
 
@@ -131,10 +159,16 @@ def test_scheduled_runs_process_only_new_and_changed_objects(
     storage.upload_file(audio_dir / CLIPS[3], inp + CLIPS[0])  # new content, new ETag
     assert _run(inp, out, whisper_model, llm_server) == 0
     metrics = json.loads(storage.read_text(f"{out}/metrics.json"))
-    assert (metrics["files_total"], metrics["files_processed"], metrics["files_skipped"],
-            metrics["files_failed"]) == (4, 3, 1, 0)
-    sources = [json.loads(line)["source"]
-               for line in storage.read_text(f"{out}/transcripts.jsonl").splitlines()]
+    assert (
+        metrics["files_total"],
+        metrics["files_processed"],
+        metrics["files_skipped"],
+        metrics["files_failed"],
+    ) == (4, 3, 1, 0)
+    sources = [
+        json.loads(line)["source"]
+        for line in storage.read_text(f"{out}/transcripts.jsonl").splitlines()
+    ]
     assert sorted(sources) == sorted(inp + n for n in (CLIPS[0], *CLIPS[2:]))
     changed = json.loads(storage.read_text(f"{out}/transcripts/{CLIPS[0]}.json"))
     assert "rain" in changed["text"].lower()  # CLIPS[3]'s words under CLIPS[0]'s key

@@ -97,8 +97,7 @@ def _check_plan(result, expected: dict[str, float], num_shards: int) -> None:
         weights = [by_name[Path(it.source).name].weight_s for it in shard]
         assert weights == sorted(weights, reverse=True)
     weights = [f.weight_s for f in result.files]
-    loads = [sum(by_name[Path(it.source).name].weight_s for it in shard)
-             for shard in result.shards]
+    loads = [sum(by_name[Path(it.source).name].weight_s for it in shard) for shard in result.shards]
     assert max(loads) == pytest.approx(makespan(weights, balance(weights, num_shards)))
 
 
@@ -165,6 +164,7 @@ def test_plan_component_under_kfp_local(clip_dir: Path, tmp_path: Path) -> None:
         json.loads(line) for line in Path(task.outputs["manifest"].path).read_text().splitlines()
     ]
     assert sorted(it["source"] for shard in shards for it in shard) == sorted(
-        m["source"] for m in manifest)
+        m["source"] for m in manifest
+    )
     assert {m["shard"] for m in manifest} == {0, 1}
     assert len(manifest) == len(CLIPS)

@@ -213,12 +213,29 @@ def test_all_ok_when_every_file_and_summary_is_ok(stage_outputs: dict) -> None:
 def test_inputs_finished_earlier_are_counted_not_listed(stage_outputs: dict) -> None:
     d = stage_outputs["dir"]
     ok = stage_outputs["src"]["team/ok.wav"]
-    write_jsonl(d / "manifest.jsonl", [
-        {"source": ok, "name": "team/ok.wav", "size": 1, "etag": "e", "duration_s": 12.0,
-         "shard": 0, "action": "process"},
-        {"source": "/elsewhere/old.wav", "name": "old.wav", "size": 1, "etag": "e",
-         "duration_s": None, "shard": None, "action": "skip"},
-    ])
+    write_jsonl(
+        d / "manifest.jsonl",
+        [
+            {
+                "source": ok,
+                "name": "team/ok.wav",
+                "size": 1,
+                "etag": "e",
+                "duration_s": 12.0,
+                "shard": 0,
+                "action": "process",
+            },
+            {
+                "source": "/elsewhere/old.wav",
+                "name": "old.wav",
+                "size": 1,
+                "etag": "e",
+                "duration_s": None,
+                "shard": None,
+                "action": "skip",
+            },
+        ],
+    )
     report = _build(stage_outputs)
     m = report.metrics
     assert (m["files_total"], m["files_processed"], m["files_skipped"]) == (2, 1, 1)

@@ -10,8 +10,12 @@ import pytest
 
 from pipelines.cli import main
 
-CLIPS = ["long01_meeting_en-us_s165.wav", "utt01_en-us_s175.wav", "utt03_en+m3_s170.mp3",
-         "utt05_en-us+f3_s190.wav"]
+CLIPS = [
+    "long01_meeting_en-us_s165.wav",
+    "utt01_en-us_s175.wav",
+    "utt03_en+m3_s170.mp3",
+    "utt05_en-us+f3_s190.wav",
+]
 OUTPUTS = ["transcripts.jsonl", "summaries.jsonl", "report.html", "report.md", "metrics.json"]
 
 
@@ -23,10 +27,29 @@ def _inputs(audio_dir: Path, folder: Path, names: list[str]) -> Path:
 
 
 def _run(inp: Path, out: Path, whisper_model: str, llm_server) -> int:
-    return main(["run-local", "--input", str(inp), "--output", str(out),
-                 "--whisper-model", whisper_model, "--language", "en",
-                 "--llm-endpoint", llm_server.endpoint, "--llm-model", llm_server.model,
-                 "--shards", "2", "--max-tokens", "64", "--concurrency", "2"])
+    return main(
+        [
+            "run-local",
+            "--input",
+            str(inp),
+            "--output",
+            str(out),
+            "--whisper-model",
+            whisper_model,
+            "--language",
+            "en",
+            "--llm-endpoint",
+            llm_server.endpoint,
+            "--llm-model",
+            llm_server.model,
+            "--shards",
+            "2",
+            "--max-tokens",
+            "64",
+            "--concurrency",
+            "2",
+        ]
+    )
 
 
 def _records(path: Path) -> dict[str, dict]:
@@ -34,8 +57,9 @@ def _records(path: Path) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-def test_run_local_end_to_end(audio_dir: Path, audio_manifest: dict, whisper_model: str,
-                              llm_server, tmp_path: Path) -> None:
+def test_run_local_end_to_end(
+    audio_dir: Path, audio_manifest: dict, whisper_model: str, llm_server, tmp_path: Path
+) -> None:
     inp = _inputs(audio_dir, tmp_path / "in", CLIPS)
     (inp / "utt01_en-us_s175.txt").write_text(audio_manifest["utt01_en-us_s175.wav"]["text"])
     out = tmp_path / "out"
@@ -55,8 +79,12 @@ def test_run_local_end_to_end(audio_dir: Path, audio_manifest: dict, whisper_mod
         assert (out / "subtitles" / f"{name}.vtt").read_text().startswith("WEBVTT")
 
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["files_total"], metrics["files_ok"], metrics["files_failed"],
-            metrics["files_skipped"]) == (4, 4, 0, 0)
+    assert (
+        metrics["files_total"],
+        metrics["files_ok"],
+        metrics["files_failed"],
+        metrics["files_skipped"],
+    ) == (4, 4, 0, 0)
     assert (metrics["summaries_ok"], metrics["summaries_failed"]) == (4, 0)
     expected_s = sum(audio_manifest[n.rsplit(".", 1)[0] + ".wav"]["duration_s"] for n in CLIPS)
     assert metrics["audio_seconds"] == pytest.approx(expected_s, abs=1.0)
@@ -67,8 +95,9 @@ def test_run_local_end_to_end(audio_dir: Path, audio_manifest: dict, whisper_mod
 
 
 @pytest.mark.slow
-def test_run_local_with_a_corrupt_file_exits_3(audio_dir: Path, whisper_model: str, llm_server,
-                                               tmp_path: Path) -> None:
+def test_run_local_with_a_corrupt_file_exits_3(
+    audio_dir: Path, whisper_model: str, llm_server, tmp_path: Path
+) -> None:
     inp = _inputs(audio_dir, tmp_path / "in", CLIPS[1:3])
     (inp / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\xff" * 4000)
     out = tmp_path / "out"
@@ -86,16 +115,22 @@ def test_run_local_with_a_corrupt_file_exits_3(audio_dir: Path, whisper_model: s
     assert html.index("corrupt.wav") < html.index(CLIPS[1])  # failures first
 
 
-@pytest.mark.parametrize(("args", "setting"), [
-    (["--input", "{tmp}/nowhere"], "input"),
-    (["--input", "{tmp}/empty"], "--input"),
-    (["--whisper-model", "no-such-model"], "--whisper-model"),
-    (["--llm-endpoint", "llm.local:8080"], "--llm-endpoint"),
-    (["--shards", "0"], "--shards must be at least 1"),
-    (["--batch-size", "-1"], "--batch-size must be 0"),
-])
+@pytest.mark.parametrize(
+    ("args", "setting"),
+    [
+        (["--input", "{tmp}/nowhere"], "input"),
+        (["--input", "{tmp}/empty"], "--input"),
+        (["--whisper-model", "no-such-model"], "--whisper-model"),
+        (["--llm-endpoint", "llm.local:8080"], "--llm-endpoint"),
+        (["--shards", "0"], "--shards must be at least 1"),
+        (["--batch-size", "-1"], "--batch-size must be 0"),
+    ],
+)
 def test_configuration_errors_exit_2_naming_the_setting(
-    args: list[str], setting: str, audio_dir: Path, tmp_path: Path,
+    args: list[str],
+    setting: str,
+    audio_dir: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture,
 ) -> None:
     _inputs(audio_dir, tmp_path / "in", CLIPS[1:2])

@@ -111,8 +111,11 @@ def test_s3_traversal_key_never_writes_outside(tmp_path: Path, s3_bucket: str) -
     boto3 = pytest.importorskip("boto3")
     env = storage.S3Settings.from_env()
     boto3.client(
-        "s3", endpoint_url=f"http://{env.endpoint}", aws_access_key_id=env.access_key,
-        aws_secret_access_key=env.secret_key, region_name="us-east-1",
+        "s3",
+        endpoint_url=f"http://{env.endpoint}",
+        aws_access_key_id=env.access_key,
+        aws_secret_access_key=env.secret_key,
+        region_name="us-east-1",
     ).put_object(Bucket=s3_bucket, Key="a/../../../escape.wav", Body=b"evil")
     work = tmp_path / "work"
     work.mkdir()

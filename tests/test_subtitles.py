@@ -40,8 +40,9 @@ def test_no_segments_give_valid_empty_files() -> None:
 
 
 def test_empty_text_cues_are_dropped_and_the_rest_renumbered() -> None:
-    srt = to_srt([Segment(0, 1, "  "), Segment(1, 2, "one"), Segment(2, 3, ""),
-                  Segment(3, 4, "two")])
+    srt = to_srt(
+        [Segment(0, 1, "  "), Segment(1, 2, "one"), Segment(2, 3, ""), Segment(3, 4, "two")]
+    )
     assert re.findall(r"^(\d+)\n", srt, flags=re.M) == ["1", "2"]
     assert "00:00:03,000 --> 00:00:04,000\ntwo" in srt
 

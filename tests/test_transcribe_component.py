@@ -19,8 +19,9 @@ CLIP = "utt06_en-gb+m3_s140.wav"
 @pytest.fixture
 def local_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``kfp.local`` with a subprocess runner; returns the (fresh) pipeline root."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    )
     monkeypatch.setenv("WHISPER_CACHE_DIR", str(tmp_path / "whisper-cache"))
     root = tmp_path / "pipeline-root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
@@ -45,8 +46,9 @@ def test_interface_and_descriptions(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_runs_under_kfp_local(local_runner: Path, tmp_path: Path, audio_dir: Path,
-                              whisper_model: str) -> None:
+def test_runs_under_kfp_local(
+    local_runner: Path, tmp_path: Path, audio_dir: Path, whisper_model: str
+) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really")
     shard = [str(audio_dir / CLIP), str(bad)]
@@ -61,16 +63,20 @@ def test_runs_under_kfp_local(local_runner: Path, tmp_path: Path, audio_dir: Pat
     assert metrics["files"] == 2 and metrics["files_failed"] == 1
     assert metrics["audio_seconds"] == pytest.approx(6.395, abs=0.05)
     assert metrics["real_time_factor"] == pytest.approx(
-        metrics["audio_seconds"] / metrics["processing_seconds"], rel=0.01)
+        metrics["audio_seconds"] / metrics["processing_seconds"], rel=0.01
+    )
 
 
-def test_config_error_fails_the_task_and_writes_nothing(local_runner: Path, tmp_path: Path,
-                                                       capfd: pytest.CaptureFixture) -> None:
+def test_config_error_fails_the_task_and_writes_nothing(
+    local_runner: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
     clip = tmp_path / "x.wav"
     clip.write_bytes(b"")
     with pytest.raises(RuntimeError):
-        transcribe_op(shard=[{"source": str(clip), "name": "x.wav", "etag": "e"}],
-                      whisper_model="tiny-english")
+        transcribe_op(
+            shard=[{"source": str(clip), "name": "x.wav", "etag": "e"}],
+            whisper_model="tiny-english",
+        )
     captured = capfd.readouterr()
     assert "whisper_model='tiny-english' is not a Whisper model name" in captured.out + captured.err
     assert not [p for p in local_runner.rglob("*") if p.is_file()], "nothing half-written"

@@ -47,8 +47,13 @@ def options(whisper_model: str) -> TranscribeOptions:
 
 
 @pytest.fixture(scope="session")
-def corpus(audio_dir: Path, audio_manifest: dict[str, dict], model, options,
-           tmp_path_factory: pytest.TempPathFactory) -> list[TranscriptRecord]:
+def corpus(
+    audio_dir: Path,
+    audio_manifest: dict[str, dict],
+    model,
+    options,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> list[TranscriptRecord]:
     """The whole test corpus through one shard, once per session (the expensive part)."""
     sources = [str(audio_dir / name) for name in audio_manifest]
     return engine.transcribe_shard(sources, options, tmp_path_factory.mktemp("work"), model=model)
@@ -56,8 +61,9 @@ def corpus(audio_dir: Path, audio_manifest: dict[str, dict], model, options,
 
 @pytest.mark.slow
 def test_corpus_wer_within_seven_percent(corpus, audio_manifest, record_property) -> None:
-    wer = corpus_wer((ref["text"], rec.text) for ref, rec in zip(audio_manifest.values(), corpus,
-                                                                  strict=True))
+    wer = corpus_wer(
+        (ref["text"], rec.text) for ref, rec in zip(audio_manifest.values(), corpus, strict=True)
+    )
     metrics = engine.shard_metrics(corpus)
     record_property("corpus_wer", round(wer, 4))
     record_property("real_time_factor", metrics["real_time_factor"])
@@ -66,8 +72,9 @@ def test_corpus_wer_within_seven_percent(corpus, audio_manifest, record_property
 
 
 @pytest.mark.slow
-def test_corpus_records_are_complete_and_in_order(corpus, audio_dir, audio_manifest,
-                                                  options) -> None:
+def test_corpus_records_are_complete_and_in_order(
+    corpus, audio_dir, audio_manifest, options
+) -> None:
     assert [r.source for r in corpus] == [str(audio_dir / n) for n in audio_manifest]
     for rec, ref in zip(corpus, audio_manifest.values(), strict=True):
         assert rec.status == OK and rec.error is None
@@ -94,27 +101,38 @@ def test_long_files_cross_the_30s_window(corpus, audio_manifest) -> None:
 @pytest.mark.slow
 def test_compressed_copies_read_like_the_wav(corpus, audio_manifest) -> None:
     by_name = {Path(r.source).name: r for r in corpus}
-    for copy, original in (("utt03_en+m3_s170.mp3", "utt03_en+m3_s170.wav"),
-                           ("long02_news_en-gb+m3_s160.flac", "long02_news_en-gb+m3_s160.wav")):
+    for copy, original in (
+        ("utt03_en+m3_s170.mp3", "utt03_en+m3_s170.wav"),
+        ("long02_news_en-gb+m3_s160.flac", "long02_news_en-gb+m3_s160.wav"),
+    ):
         ref = audio_manifest[original]["text"]
-        assert corpus_wer([(ref, by_name[copy].text)]) <= corpus_wer(
-            [(ref, by_name[original].text)]) + 0.05
+        assert (
+            corpus_wer([(ref, by_name[copy].text)])
+            <= corpus_wer([(ref, by_name[original].text)]) + 0.05
+        )
 
 
 @pytest.mark.slow
 def test_subtitles_from_a_record(corpus) -> None:
     srt = to_srt(corpus[0].segments)
     assert re.findall(r"^(\d+)$", srt, flags=re.M) == [
-        str(i) for i in range(1, len(corpus[0].segments) + 1)]
+        str(i) for i in range(1, len(corpus[0].segments) + 1)
+    ]
 
 
 def test_metrics_of_records() -> None:
-    records = [TranscriptRecord("a.wav", duration_s=10.0, processing_s=2.0),
-               TranscriptRecord("b.wav", duration_s=6.0, processing_s=2.0),
-               TranscriptRecord.failed("c.wav", "bad", processing_s=0.5)]
+    records = [
+        TranscriptRecord("a.wav", duration_s=10.0, processing_s=2.0),
+        TranscriptRecord("b.wav", duration_s=6.0, processing_s=2.0),
+        TranscriptRecord.failed("c.wav", "bad", processing_s=0.5),
+    ]
     assert engine.shard_metrics(records) == {
-        "files": 3, "files_failed": 1, "audio_seconds": 16.0, "processing_seconds": 4.5,
-        "real_time_factor": round(16 / 4.5, 3)}
+        "files": 3,
+        "files_failed": 1,
+        "audio_seconds": 16.0,
+        "processing_seconds": 4.5,
+        "real_time_factor": round(16 / 4.5, 3),
+    }
     assert engine.shard_metrics([])["real_time_factor"] == 0.0
 
 
@@ -133,15 +151,27 @@ def test_speech_filter_follows_whisper_and_the_energy_gate(options) -> None:
     rng = np.random.default_rng(1)
     samples = np.concatenate([rng.standard_normal(3 * 16000) * 0.1, np.zeros(10 * 16000)])
     seg = {"no_speech_prob": 0.1, "avg_logprob": -0.3}
-    result = {"segments": [
-        {**seg, "start": 0.0, "end": 3.0, "text": " loud"},
-        {**seg, "start": 5.0, "end": 8.0, "text": " in silence"},
-        {**seg, "start": 2.0, "end": 3.0, "text": "  "},
-        {"start": 0.0, "end": 2.0, "text": " no speech", "no_speech_prob": 0.9,
-         "avg_logprob": -1.5},
-        {"start": 0.0, "end": 2.0, "text": " confident", "no_speech_prob": 0.9,
-         "avg_logprob": -0.5},
-    ]}
+    result = {
+        "segments": [
+            {**seg, "start": 0.0, "end": 3.0, "text": " loud"},
+            {**seg, "start": 5.0, "end": 8.0, "text": " in silence"},
+            {**seg, "start": 2.0, "end": 3.0, "text": "  "},
+            {
+                "start": 0.0,
+                "end": 2.0,
+                "text": " no speech",
+                "no_speech_prob": 0.9,
+                "avg_logprob": -1.5,
+            },
+            {
+                "start": 0.0,
+                "end": 2.0,
+                "text": " confident",
+                "no_speech_prob": 0.9,
+                "avg_logprob": -0.5,
+            },
+        ]
+    }
     kept = engine.speech_segments(result, samples.astype(np.float32), options)
     assert [s["text"] for s in kept] == [" loud", " confident"]
 
@@ -158,8 +188,12 @@ def test_bad_inputs_fail_alone_and_in_order(tmp_path, audio_dir, model, options)
     }
     for name, data in bad.items():
         (tmp_path / name).write_bytes(data)
-    sources = [str(good[0]), *(str(tmp_path / n) for n in bad),
-               str(tmp_path / "missing.wav"), str(good[1])]
+    sources = [
+        str(good[0]),
+        *(str(tmp_path / n) for n in bad),
+        str(tmp_path / "missing.wav"),
+        str(good[1]),
+    ]
     records = engine.transcribe_shard(sources, options, tmp_path / "work", model=model)
 
     assert [r.source for r in records] == sources
@@ -180,8 +214,7 @@ def test_truncation_is_read_from_the_wav_header(tmp_path, audio_dir) -> None:
     whole = (audio_dir / SHORT_CLIPS[0]).read_bytes()
     cut = tmp_path / "cut.wav"
     cut.write_bytes(whole[: len(whole) * 3 // 4 // 2 * 2])
-    assert audio.wav_declared_duration(audio_dir / SHORT_CLIPS[0]) == pytest.approx(6.395,
-                                                                                    abs=0.01)
+    assert audio.wav_declared_duration(audio_dir / SHORT_CLIPS[0]) == pytest.approx(6.395, abs=0.01)
     assert audio.probe_duration(cut) < 5.5  # ffprobe trusts the file size, not the header
     with pytest.raises(audio.AudioError, match=r"header declares 6\.39 s"):
         audio.load_audio(cut)
@@ -236,8 +269,11 @@ def test_options_resolve_for_cpu(options) -> None:
 
 
 def test_alignment_heads_come_from_the_checkpoint(whisper_model, model) -> None:
-    checkpoint = torch.load(whisper_model, map_location="cpu", weights_only=True) \
-        if Path(whisper_model).is_file() else {}
+    checkpoint = (
+        torch.load(whisper_model, map_location="cpu", weights_only=True)
+        if Path(whisper_model).is_file()
+        else {}
+    )
     if "alignment_heads" not in checkpoint:
         pytest.skip("the checkpoint carries no alignment heads")
     heads = model.alignment_heads.to_dense().nonzero().tolist()
@@ -248,8 +284,12 @@ def test_sources_on_s3(s3_bucket, tmp_path, audio_dir, audio_manifest, model, op
     storage.upload_file(audio_dir / SHORT_CLIPS[0], f"s3://{s3_bucket}/in/a b/{SHORT_CLIPS[0]}")
     storage.write_bytes(f"s3://{s3_bucket}/in/broken.wav", b"RIFF\x00\x00")
     storage.write_text(f"s3://{s3_bucket}/in/readme.txt", "not audio")
-    sources = [f"s3://{s3_bucket}/in/a b/{SHORT_CLIPS[0]}", f"s3://{s3_bucket}/in/broken.wav",
-               f"s3://{s3_bucket}/in/readme.txt", f"s3://{s3_bucket}/in/gone.wav"]
+    sources = [
+        f"s3://{s3_bucket}/in/a b/{SHORT_CLIPS[0]}",
+        f"s3://{s3_bucket}/in/broken.wav",
+        f"s3://{s3_bucket}/in/readme.txt",
+        f"s3://{s3_bucket}/in/gone.wav",
+    ]
     work = tmp_path / "work"
     records = engine.transcribe_shard(sources, options, work, model=model)
 
@@ -279,13 +319,13 @@ def test_checkpoint_from_s3_is_fetched_once(s3_bucket, tmp_path, whisper_model, 
 
 
 @pytest.mark.slow
-def test_batched_decoder_matches_the_reference(corpus, audio_dir, model, options,
-                                               tmp_path) -> None:
+def test_batched_decoder_matches_the_reference(corpus, audio_dir, model, options, tmp_path) -> None:
     pytest.importorskip("components.transcribe.batched")
     names = [*SHORT_CLIPS, "utt01_en-us_s175.wav"]
     batched = replace(options, batch_size=2)
-    records = engine.transcribe_shard([str(audio_dir / n) for n in names], batched, tmp_path,
-                                      model=model)
+    records = engine.transcribe_shard(
+        [str(audio_dir / n) for n in names], batched, tmp_path, model=model
+    )
     reference = {Path(r.source).name: r.text for r in corpus}
     assert [r.status for r in records] == [OK] * 3
     for name, rec in zip(names, records, strict=True):
@@ -293,14 +333,16 @@ def test_batched_decoder_matches_the_reference(corpus, audio_dir, model, options
 
 
 @pytest.mark.slow
-def test_batch_size_zero_picks_the_device_default(corpus, audio_dir, model, options, tmp_path,
-                                                  caplog) -> None:
+def test_batch_size_zero_picks_the_device_default(
+    corpus, audio_dir, model, options, tmp_path, caplog
+) -> None:
     from components.transcribe.batched import DEFAULT_BATCH_SIZE
 
     caplog.set_level("INFO", logger=engine.__name__)
     names = [*SHORT_CLIPS, "utt01_en-us_s175.wav"]
-    records = engine.transcribe_shard([str(audio_dir / n) for n in names],
-                                      replace(options, batch_size=0), tmp_path, model=model)
+    records = engine.transcribe_shard(
+        [str(audio_dir / n) for n in names], replace(options, batch_size=0), tmp_path, model=model
+    )
     assert f"batch_size 0: {DEFAULT_BATCH_SIZE['cpu']} files decoded together" in caplog.text
     reference = {Path(r.source).name: r.text for r in corpus}
     for name, rec in zip(names, records, strict=True):

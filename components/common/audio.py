@@ -37,8 +37,16 @@ def probe_duration(path_or_url: str | os.PathLike, timeout_s: float = 60.0) -> f
     Presigned S3 URLs work (ffprobe reads only what it needs). Unreadable input, a missing
     duration or a timeout give ``None``; the caller decides what that means.
     """
-    cmd = ["ffprobe", "-v", "error", "-show_entries", "format=duration",
-           "-of", "default=noprint_wrappers=1:nokey=1", str(path_or_url)]
+    cmd = [
+        "ffprobe",
+        "-v",
+        "error",
+        "-show_entries",
+        "format=duration",
+        "-of",
+        "default=noprint_wrappers=1:nokey=1",
+        str(path_or_url),
+    ]
     try:
         out = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
@@ -96,8 +104,27 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     path = Path(path)
     if path.stat().st_size == 0:
         raise AudioError("empty file (0 bytes)")
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-threads", "0", "-i", str(path),
-           "-vn", "-f", "s16le", "-ac", "1", "-acodec", "pcm_s16le", "-ar", str(sample_rate), "-"]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-threads",
+        "0",
+        "-i",
+        str(path),
+        "-vn",
+        "-f",
+        "s16le",
+        "-ac",
+        "1",
+        "-acodec",
+        "pcm_s16le",
+        "-ar",
+        str(sample_rate),
+        "-",
+    ]
     out = subprocess.run(cmd, capture_output=True, check=False)
     if out.returncode != 0:
         reason = _last_line(out.stderr).replace(str(path), path.name)
@@ -107,8 +134,11 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         raise AudioError("no audio samples in the file (no audio stream or header only)")
     decoded = samples.size / sample_rate
     declared = _declared_duration(path)
-    if (declared is not None and declared - decoded > TRUNCATION_TOLERANCE_S
-            and declared - decoded > TRUNCATION_TOLERANCE_FRACTION * declared):
+    if (
+        declared is not None
+        and declared - decoded > TRUNCATION_TOLERANCE_S
+        and declared - decoded > TRUNCATION_TOLERANCE_FRACTION * declared
+    ):
         raise AudioError(
             f"truncated: the header declares {declared:.2f} s but only {decoded:.2f} s decode"
         )

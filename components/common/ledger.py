@@ -51,8 +51,9 @@ class Item:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Item:
         """The item of a shard entry written by :meth:`to_dict`."""
-        return cls(str(data["source"]), str(data["name"]), str(data["etag"]),
-                   int(data.get("size") or 0))
+        return cls(
+            str(data["source"]), str(data["name"]), str(data["etag"]), int(data.get("size") or 0)
+        )
 
 
 def relative_name(source: str, input_uri: str) -> str:
@@ -60,7 +61,7 @@ def relative_name(source: str, input_uri: str) -> str:
     if storage.is_remote(source):
         _, key = storage.split_s3_uri(source)
         _, prefix = storage.split_s3_uri(input_uri) if storage.is_remote(input_uri) else ("", "")
-        name = key[len(prefix):] if prefix and key.startswith(prefix) else key
+        name = key[len(prefix) :] if prefix and key.startswith(prefix) else key
     else:
         root = os.path.abspath(input_uri)
         path = os.path.abspath(source)
@@ -81,8 +82,9 @@ def result_uri(output_uri: str, stage_dir: str, name: str) -> str:
 
 def ledger_uri(output_uri: str, item: Item) -> str:
     """The ledger object that marks ``item`` (at its current ETag) as finished."""
-    return storage.child(storage.join(output_uri, LEDGER_DIR),
-                         f"{item.name}/{_safe_etag(item.etag)}.json")
+    return storage.child(
+        storage.join(output_uri, LEDGER_DIR), f"{item.name}/{_safe_etag(item.etag)}.json"
+    )
 
 
 def _safe_etag(etag: str) -> str:
@@ -106,7 +108,7 @@ def finished(output_uri: str) -> set[tuple[str, str]]:
     done: set[tuple[str, str]] = set()
     for obj in objects:
         if remote:
-            rel = obj.uri[len(base) + 1:]
+            rel = obj.uri[len(base) + 1 :]
         else:
             rel = os.path.relpath(obj.uri, os.path.realpath(base)).replace(os.sep, "/")
         name, _, leaf = rel.rpartition("/")
@@ -135,8 +137,11 @@ def load_result(output_uri: str, stage_dir: str, item: Item) -> dict[str, Any] |
 def store_result(output_uri: str, stage_dir: str, item: Item, record: dict[str, Any]) -> None:
     """Upload one stage's record of ``item`` (with its ETag) under its deterministic key."""
     payload = {**record, "etag": item.etag}
-    storage.write_text(result_uri(output_uri, stage_dir, item.name),
-                       json.dumps(payload, ensure_ascii=False), "application/json")
+    storage.write_text(
+        result_uri(output_uri, stage_dir, item.name),
+        json.dumps(payload, ensure_ascii=False),
+        "application/json",
+    )
 
 
 def mark_finished(output_uri: str, item: Item) -> None:
@@ -145,8 +150,13 @@ def mark_finished(output_uri: str, item: Item) -> None:
     Entries of the same name at other ETags are removed afterwards: the stored records now
     belong to this version, so an object changed back to an old version is processed again.
     """
-    entry = {"source": item.source, "name": item.name, "etag": item.etag, "size": item.size,
-             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    entry = {
+        "source": item.source,
+        "name": item.name,
+        "etag": item.etag,
+        "size": item.size,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     current = ledger_uri(output_uri, item)
     storage.write_text(current, json.dumps(entry), "application/json")
     folder, _, leaf = current.rpartition("/")
@@ -155,8 +165,9 @@ def mark_finished(output_uri: str, item: Item) -> None:
             storage.delete(obj.uri)
 
 
-def load_results(output_uri: str, stage_dir: str, items: list[Item],
-                 workers: int = 16) -> list[dict[str, Any] | None]:
+def load_results(
+    output_uri: str, stage_dir: str, items: list[Item], workers: int = 16
+) -> list[dict[str, Any] | None]:
     """:func:`load_result` for many items, in parallel, in input order."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda it: load_result(output_uri, stage_dir, it), items))

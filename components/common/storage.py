@@ -70,8 +70,9 @@ class S3Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> S3Settings:
         """Read ``MINIO_*`` variables; a missing one is a :class:`ConfigError` naming it."""
         env = os.environ if env is None else env
-        missing = [v for v in ("MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY")
-                   if not env.get(v)]
+        missing = [
+            v for v in ("MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY") if not env.get(v)
+        ]
         if missing:
             raise ConfigError(
                 f"s3:// URIs need {', '.join(missing)} in the environment "
@@ -117,7 +118,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def _local(uri: str) -> Path:
-    return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+    return Path(uri[len("file://") :] if uri.startswith("file://") else uri)
 
 
 def safe_join(root: str | os.PathLike, key: str) -> Path:
@@ -212,8 +213,9 @@ def list_objects(prefix_uri: str) -> Iterator[ObjectInfo]:
         )
         for obj in sorted(objects, key=lambda o: o.object_name):
             if not obj.is_dir:
-                yield ObjectInfo(f"s3://{bucket}/{obj.object_name}", obj.size or 0,
-                                 (obj.etag or "").strip('"'))
+                yield ObjectInfo(
+                    f"s3://{bucket}/{obj.object_name}", obj.size or 0, (obj.etag or "").strip('"')
+                )
         return
     root = _local(prefix_uri)
     if root.is_file():
@@ -267,8 +269,15 @@ def upload_file(path: str | os.PathLike, uri: str, content_type: str | None = No
     """Copy a local file to ``uri`` (multipart above :data:`PART_SIZE`; local: atomic rename)."""
     if is_remote(uri):
         bucket, key = split_s3_uri(uri)
-        _s3_call(uri, client().fput_object, bucket, key, str(path),
-                 content_type=content_type or "application/octet-stream", part_size=PART_SIZE)
+        _s3_call(
+            uri,
+            client().fput_object,
+            bucket,
+            key,
+            str(path),
+            content_type=content_type or "application/octet-stream",
+            part_size=PART_SIZE,
+        )
         return
     with open(path, "rb") as src:
         _write_local(_local(uri), src)
@@ -278,8 +287,16 @@ def write_stream(uri: str, stream: BinaryIO, length: int, content_type: str | No
     """Write ``length`` bytes from ``stream`` to ``uri``."""
     if is_remote(uri):
         bucket, key = split_s3_uri(uri)
-        _s3_call(uri, client().put_object, bucket, key, stream, length,
-                 content_type=content_type or "application/octet-stream", part_size=PART_SIZE)
+        _s3_call(
+            uri,
+            client().put_object,
+            bucket,
+            key,
+            stream,
+            length,
+            content_type=content_type or "application/octet-stream",
+            part_size=PART_SIZE,
+        )
         return
     _write_local(_local(uri), stream)
 
@@ -341,8 +358,9 @@ def presigned_url(uri: str, expires_s: int = 3600) -> str:
     if not is_remote(uri):
         return str(_local(uri))
     bucket, key = split_s3_uri(uri)
-    return _s3_call(uri, client().presigned_get_object, bucket, key,
-                    expires=timedelta(seconds=expires_s))
+    return _s3_call(
+        uri, client().presigned_get_object, bucket, key, expires=timedelta(seconds=expires_s)
+    )
 
 
 def join(prefix_uri: str, *names: str) -> str:

@@ -157,8 +157,9 @@ def plan_items(items: Sequence[Item], options: PlanOptions) -> Plan:
     shard_indices = balance(weights, options.num_shards) or [[]]
     shard_of = {i: s for s, shard in enumerate(shard_indices) for i in shard}
     files = [
-        PlannedFile(it.source, it.name, it.size, it.etag, durations[i], round(weights[i], 3),
-                    shard_of[i])
+        PlannedFile(
+            it.source, it.name, it.size, it.etag, durations[i], round(weights[i], 3), shard_of[i]
+        )
         for i, it in enumerate(items)
     ]
     return Plan(shards=[[items[i] for i in shard] for shard in shard_indices], files=files)
@@ -184,10 +185,18 @@ def plan(input_uri: str, options: PlanOptions, output_uri: str | None = None) ->
     done = ledger.finished(output_uri) if output_uri and not options.reprocess else set()
     todo = [it for it in items if not ledger.is_finished(it, done)]
     result = plan_items(todo, options)
-    skipped = [PlannedFile(it.source, it.name, it.size, it.etag, None, 0.0, None, SKIP)
-               for it in items if ledger.is_finished(it, done)]
-    log.info("plan: %d inputs, %d to process in %d shard(s), %d finished earlier (skipped)",
-             len(items), len(todo), len(result.shards), len(skipped))
+    skipped = [
+        PlannedFile(it.source, it.name, it.size, it.etag, None, 0.0, None, SKIP)
+        for it in items
+        if ledger.is_finished(it, done)
+    ]
+    log.info(
+        "plan: %d inputs, %d to process in %d shard(s), %d finished earlier (skipped)",
+        len(items),
+        len(todo),
+        len(result.shards),
+        len(skipped),
+    )
     order = {it.source: i for i, it in enumerate(items)}
     files = sorted(result.files + skipped, key=lambda f: order[f.source])
     return Plan(shards=result.shards, files=files)

@@ -33,8 +33,13 @@ def report(
     """
     from components.report.report import ReportOptions, build_report, export
 
-    result = build_report(manifest.path, [t.path for t in transcripts],
-                          [s.path for s in summaries], input_uri, ReportOptions())
+    result = build_report(
+        manifest.path,
+        [t.path for t in transcripts],
+        [s.path for s in summaries],
+        input_uri,
+        ReportOptions(),
+    )
     export(output_uri, result)
     with open(report_html.path, "w", encoding="utf-8") as f:
         f.write(result.html)

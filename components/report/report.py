@@ -149,17 +149,19 @@ def build_rows(
             status, error = s["status"], f"summarize: {s['error']}"
         else:
             status, error = OK, None
-        rows.append(FileRow(
-            source=t["source"],
-            name=names[t["source"]],
-            status=status,
-            error=error,
-            duration_s=t.get("duration_s") or durations.get(t["source"]),
-            language=t.get("language"),
-            real_time_factor=_rtf(t),
-            summary=s.get("summary") or "",
-            transcribed=t["status"] == OK,
-        ))
+        rows.append(
+            FileRow(
+                source=t["source"],
+                name=names[t["source"]],
+                status=status,
+                error=error,
+                duration_s=t.get("duration_s") or durations.get(t["source"]),
+                language=t.get("language"),
+                real_time_factor=_rtf(t),
+                summary=s.get("summary") or "",
+                transcribed=t["status"] == OK,
+            )
+        )
     return sorted(rows, key=lambda r: (r.status == OK, r.name))
 
 
@@ -194,13 +196,15 @@ def compute_metrics(
         "ttft_p50_s": percentile((s.get("ttft_s") for s in summaries_ok), 50),
         "ttft_p95_s": percentile((s.get("ttft_s") for s in summaries_ok), 95),
     }
-    pairs = [(references[t["source"]], t.get("text") or "")
-             for t in ok if t["source"] in references]
+    pairs = [
+        (references[t["source"]], t.get("text") or "") for t in ok if t["source"] in references
+    ]
     if pairs and any(ref.strip() for ref, _ in pairs):
         metrics["wer"] = round(corpus_wer(pairs), 4)
         metrics["wer_files"] = len(pairs)
-    return {k: round(v, 4) if isinstance(v, float) else v
-            for k, v in metrics.items() if v is not None}
+    return {
+        k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if v is not None
+    }
 
 
 def all_ok(metrics: dict[str, float | int]) -> bool:
@@ -242,29 +246,42 @@ def _cut(text: str, limit: int) -> str:
 def _links(row: FileRow) -> list[tuple[str, str]]:
     if not row.transcribed:
         return []
-    return [(label, f"{folder}/{row.name}.{ext}") for label, folder, ext in (
-        ("text", "text", "txt"), ("srt", "subtitles", "srt"), ("vtt", "subtitles", "vtt"))]
+    return [
+        (label, f"{folder}/{row.name}.{ext}")
+        for label, folder, ext in (
+            ("text", "text", "txt"),
+            ("srt", "subtitles", "srt"),
+            ("vtt", "subtitles", "vtt"),
+        )
+    ]
 
 
 def _md_cell(text: str) -> str:
     """Table-cell text: HTML escaped (Markdown viewers render HTML), pipes escaped, one line."""
-    return html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|").replace(
-        "\n", " ")
+    return (
+        html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    )
 
 
-def render_markdown(rows: Sequence[FileRow], metrics: dict[str, float | int],
-                    options: ReportOptions) -> str:
+def render_markdown(
+    rows: Sequence[FileRow], metrics: dict[str, float | int], options: ReportOptions
+) -> str:
     """The report as Markdown (KFP ``Markdown`` artifact and ``report.md``)."""
     lines = [f"# {options.title}", "", "| | |", "|---|---|"]
     lines += [f"| {label} | {value} |" for label, value in _totals(metrics)]
     failures = [r for r in rows if r.status != OK]
     if failures:
         lines += ["", "## Failures", ""]
-        lines += [f"- `{_md_cell(r.name)}` ({r.status}): {_md_cell(r.error or '')}"
-                  for r in failures]
-    lines += ["", "## Files", "",
-              "| file | duration (s) | status | language | RTF | summary | transcript |",
-              "|---|---:|---|---|---:|---|---|"]
+        lines += [
+            f"- `{_md_cell(r.name)}` ({r.status}): {_md_cell(r.error or '')}" for r in failures
+        ]
+    lines += [
+        "",
+        "## Files",
+        "",
+        "| file | duration (s) | status | language | RTF | summary | transcript |",
+        "|---|---:|---|---|---:|---|---|",
+    ]
     for r in rows:
         links = " ".join(f"[{label}]({href})" for label, href in _links(r))
         lines.append(
@@ -286,36 +303,43 @@ tr.failed,tr.lost{background:#fff1f0}.status-ok{color:#1a7f37}
 """
 
 
-def render_html(rows: Sequence[FileRow], metrics: dict[str, float | int],
-                options: ReportOptions) -> str:
+def render_html(
+    rows: Sequence[FileRow], metrics: dict[str, float | int], options: ReportOptions
+) -> str:
     """The report as one self-contained HTML page (KFP ``HTML`` artifact and ``report.html``)."""
     e = html.escape
     out = [
         "<!DOCTYPE html>",
-        f"<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(options.title)}</title>",
+        f'<html lang="en"><head><meta charset="utf-8"><title>{e(options.title)}</title>',
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{e(options.title)}</h1>",
-        "<table class=\"totals\">",
-        *(f"<tr><td>{e(label)}</td><td class=\"num\">{e(value)}</td></tr>"
-          for label, value in _totals(metrics)),
+        '<table class="totals">',
+        *(
+            f'<tr><td>{e(label)}</td><td class="num">{e(value)}</td></tr>'
+            for label, value in _totals(metrics)
+        ),
         "</table>",
     ]
     failures = [r for r in rows if r.status != OK]
     if failures:
         out.append("<h2>Failures</h2><ul>")
-        out += [f"<li><code>{e(r.name)}</code> ({e(r.status)}): {e(r.error or '')}</li>"
-                for r in failures]
+        out += [
+            f"<li><code>{e(r.name)}</code> ({e(r.status)}): {e(r.error or '')}</li>"
+            for r in failures
+        ]
         out.append("</ul>")
-    out.append("<h2>Files</h2><table><tr><th>file</th><th>duration (s)</th><th>status</th>"
-               "<th>language</th><th>RTF</th><th>summary</th><th>transcript</th></tr>")
+    out.append(
+        "<h2>Files</h2><table><tr><th>file</th><th>duration (s)</th><th>status</th>"
+        "<th>language</th><th>RTF</th><th>summary</th><th>transcript</th></tr>"
+    )
     for r in rows:
-        links = " ".join(f"<a href=\"{e(href)}\">{label}</a>" for label, href in _links(r))
+        links = " ".join(f'<a href="{e(href)}">{label}</a>' for label, href in _links(r))
         out.append(
-            f"<tr class=\"{e(r.status)}\"><td>{e(r.name)}</td>"
-            f"<td class=\"num\">{_fmt(r.duration_s, '.1f')}</td>"
-            f"<td class=\"status-{e(r.status)}\">{e(r.status)}</td><td>{e(r.language or '')}</td>"
-            f"<td class=\"num\">{_fmt(r.real_time_factor, '.1f')}</td>"
-            f"<td class=\"summary\">{e(_cut(r.summary, options.summary_chars))}</td>"
+            f'<tr class="{e(r.status)}"><td>{e(r.name)}</td>'
+            f'<td class="num">{_fmt(r.duration_s, ".1f")}</td>'
+            f'<td class="status-{e(r.status)}">{e(r.status)}</td><td>{e(r.language or "")}</td>'
+            f'<td class="num">{_fmt(r.real_time_factor, ".1f")}</td>'
+            f'<td class="summary">{e(_cut(r.summary, options.summary_chars))}</td>'
             f"<td>{links}</td></tr>"
         )
     out.append("</table></body></html>")
@@ -334,25 +358,31 @@ def export(output_uri: str, report: Report) -> None:
     """Write every output file of the run under ``output_uri`` (deterministic, checked keys)."""
     join = storage.join
     child = storage.child
-    storage.write_text(join(output_uri, "transcripts.jsonl"), _jsonl(report.transcripts),
-                       "application/x-ndjson")
-    storage.write_text(join(output_uri, "summaries.jsonl"), _jsonl(report.summaries),
-                       "application/x-ndjson")
+    storage.write_text(
+        join(output_uri, "transcripts.jsonl"), _jsonl(report.transcripts), "application/x-ndjson"
+    )
+    storage.write_text(
+        join(output_uri, "summaries.jsonl"), _jsonl(report.summaries), "application/x-ndjson"
+    )
     by_source = {t["source"]: t for t in report.transcripts}
     for row in filter(lambda r: r.transcribed, report.rows):
         record = by_source[row.source]
-        storage.write_text(child(join(output_uri, "text"), f"{row.name}.txt"),
-                           record["text"] + "\n")
+        storage.write_text(
+            child(join(output_uri, "text"), f"{row.name}.txt"), record["text"] + "\n"
+        )
         segments = _segments(record)
         subtitles = join(output_uri, "subtitles")
-        storage.write_text(child(subtitles, f"{row.name}.srt"), to_srt(segments),
-                           "application/x-subrip")
+        storage.write_text(
+            child(subtitles, f"{row.name}.srt"), to_srt(segments), "application/x-subrip"
+        )
         storage.write_text(child(subtitles, f"{row.name}.vtt"), to_vtt(segments), "text/vtt")
     storage.write_text(join(output_uri, "report.html"), report.html, "text/html; charset=utf-8")
     storage.write_text(join(output_uri, "report.md"), report.markdown, "text/markdown")
-    storage.write_text(join(output_uri, "metrics.json"),
-                       json.dumps(report.metrics, indent=2, sort_keys=True) + "\n",
-                       "application/json")
+    storage.write_text(
+        join(output_uri, "metrics.json"),
+        json.dumps(report.metrics, indent=2, sort_keys=True) + "\n",
+        "application/json",
+    )
 
 
 def build_report(
@@ -367,12 +397,15 @@ def build_report(
     planned = [p for p in manifest if p.get("action", PROCESS) == PROCESS]
     sources = [p["source"] for p in planned]
     transcripts, summaries, lost = complete_records(
-        sources, read_records(transcript_paths), read_records(summary_paths))
+        sources, read_records(transcript_paths), read_records(summary_paths)
+    )
     names = {p["source"]: p.get("name") or relative_name(p["source"], input_uri) for p in planned}
-    rows = build_rows(transcripts, summaries, lost, names,
-                      {p["source"]: p.get("duration_s") for p in planned})
-    metrics = compute_metrics(transcripts, summaries, lost, len(manifest) - len(planned),
-                              read_references(sources))
+    rows = build_rows(
+        transcripts, summaries, lost, names, {p["source"]: p.get("duration_s") for p in planned}
+    )
+    metrics = compute_metrics(
+        transcripts, summaries, lost, len(manifest) - len(planned), read_references(sources)
+    )
     return Report(
         html=render_html(rows, metrics, options),
         markdown=render_markdown(rows, metrics, options),

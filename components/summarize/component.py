@@ -71,8 +71,9 @@ def summarize(
     )
     options = SummarizeOptions(client=client, max_input_tokens=max_input_tokens)
     items = [Item.from_dict(entry) for entry in shard or []]
-    values = run_summarize_step(transcripts.path, summaries.path, options, items,
-                                output_uri or None)
+    values = run_summarize_step(
+        transcripts.path, summaries.path, options, items, output_uri or None
+    )
     for name, value in values.items():
         metrics.log_metric(name, value)
 

@@ -351,7 +351,8 @@ def run_summarize_step(
     items = {it.source: it for it in shard} if output_uri else {}
     stored = [
         ledger.load_result(output_uri, SUMMARIES_DIR, items[t["source"]])
-        if t.get("source") in items and t.get("status") == OK else None
+        if t.get("source") in items and t.get("status") == OK
+        else None
         for t in transcripts
     ]
 

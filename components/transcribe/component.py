@@ -54,9 +54,14 @@ def transcribe(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     options = TranscribeOptions(
-        model=whisper_model, language=language, beam_size=beam_size, batch_size=batch_size,
-        device=device, condition_on_previous_text=condition_on_previous_text,
-        no_speech_threshold=no_speech_threshold, silence_threshold_db=silence_threshold_db,
+        model=whisper_model,
+        language=language,
+        beam_size=beam_size,
+        batch_size=batch_size,
+        device=device,
+        condition_on_previous_text=condition_on_previous_text,
+        no_speech_threshold=no_speech_threshold,
+        silence_threshold_db=silence_threshold_db,
     )
     items = [Item.from_dict(entry) for entry in shard]
     values = run_transcribe_step(items, transcripts.path, options, output_uri or None)

@@ -128,8 +128,7 @@ def resolve_options(options: TranscribeOptions) -> TranscribeOptions:
         raise ConfigError(f"beam_size must be at least 1, got {options.beam_size}")
     device = resolve_device(options.device)
     fp16 = device.startswith("cuda") if options.fp16 is None else options.fp16
-    return replace(options, device=device, fp16=fp16,
-                   language=normalize_language(options.language))
+    return replace(options, device=device, fp16=fp16, language=normalize_language(options.language))
 
 
 def load_checkpoint(path: str | os.PathLike, device: str) -> Whisper:
@@ -145,8 +144,7 @@ def load_checkpoint(path: str | os.PathLike, device: str) -> Whisper:
         model.load_state_dict(checkpoint["model_state_dict"])
     except Exception as e:  # any unreadable file is the same configuration problem
         raise ConfigError(
-            f"whisper_model: {path} is not an openai-whisper checkpoint "
-            f"({type(e).__name__}: {e})"
+            f"whisper_model: {path} is not an openai-whisper checkpoint ({type(e).__name__}: {e})"
         ) from e
     heads = checkpoint.get("alignment_heads_b85")
     if heads:
@@ -162,21 +160,30 @@ def fetch_checkpoint(uri: str, cache_dir: str | os.PathLike) -> Path:
     """
     bucket, key = storage.split_s3_uri(uri)
     root = Path(cache_dir) / "s3" / bucket
-    info = next((o for o in storage.list_objects(uri) if storage.split_s3_uri(o.uri)[1] == key),
-                None)
+    info = next(
+        (o for o in storage.list_objects(uri) if storage.split_s3_uri(o.uri)[1] == key), None
+    )
     if info is None:
         raise ConfigError(f"whisper_model: no checkpoint object at {uri}")
     dest = storage.safe_join(root, key)
     marker = dest.with_name(dest.name + ".etag")
-    if (dest.is_file() and marker.is_file() and marker.read_text() == info.etag
-            and dest.stat().st_size == info.size):
+    if (
+        dest.is_file()
+        and marker.is_file()
+        and marker.read_text() == info.etag
+        and dest.stat().st_size == info.size
+    ):
         log.info("whisper_model %s: using the cached copy %s", uri, dest)
         return dest
     started = time.monotonic()
     path = storage.download(uri, root)
     marker.write_text(info.etag)
-    log.info("whisper_model %s: fetched %.1f MB in %.1f s", uri, info.size / 1e6,
-             time.monotonic() - started)
+    log.info(
+        "whisper_model %s: fetched %.1f MB in %.1f s",
+        uri,
+        info.size / 1e6,
+        time.monotonic() - started,
+    )
     return path
 
 
@@ -236,8 +243,9 @@ def decode_one(model: Whisper, samples: np.ndarray, options: TranscribeOptions) 
     return model.transcribe(samples, **decode_kwargs(options))
 
 
-def decode_many(model: Whisper, batch: list[np.ndarray],
-                options: TranscribeOptions) -> list[dict[str, Any]]:
+def decode_many(
+    model: Whisper, batch: list[np.ndarray], options: TranscribeOptions
+) -> list[dict[str, Any]]:
     """``whisper.transcribe()``-shaped results for ``batch``: sequential or batched."""
     if options.batch_size == 1 or len(batch) == 1:
         return [decode_one(model, samples, options) for samples in batch]
@@ -266,22 +274,29 @@ def is_silent_span(samples: np.ndarray, start: float, end: float, threshold_db: 
     return audio.is_silent(samples[lo:hi], threshold_db)
 
 
-def speech_segments(result: dict[str, Any], samples: np.ndarray,
-                    options: TranscribeOptions) -> list[dict[str, Any]]:
+def speech_segments(
+    result: dict[str, Any], samples: np.ndarray, options: TranscribeOptions
+) -> list[dict[str, Any]]:
     """The segments of a result that hold speech: not empty, not no-speech, not silent."""
     kept = []
     for seg in result.get("segments", []):
         if not seg["text"].strip() or is_no_speech(seg, options):
             continue
         if options.silence_threshold_db is not None and is_silent_span(
-                samples, seg["start"], seg["end"], options.silence_threshold_db):
+            samples, seg["start"], seg["end"], options.silence_threshold_db
+        ):
             continue
         kept.append(seg)
     return kept
 
 
-def build_record(source: str, result: dict[str, Any], samples: np.ndarray,
-                 options: TranscribeOptions, processing_s: float) -> TranscriptRecord:
+def build_record(
+    source: str,
+    result: dict[str, Any],
+    samples: np.ndarray,
+    options: TranscribeOptions,
+    processing_s: float,
+) -> TranscriptRecord:
     """A ``transcripts.jsonl`` record from a ``whisper.transcribe()``-shaped result."""
     kept = speech_segments(result, samples, options)
     return TranscriptRecord(
@@ -289,8 +304,14 @@ def build_record(source: str, result: dict[str, Any], samples: np.ndarray,
         language=result.get("language") or options.language,
         duration_s=round(samples.size / audio.SAMPLE_RATE, 3),
         text="".join(seg["text"] for seg in kept).strip(),
-        segments=[Segment(start=round(float(seg["start"]), 3), end=round(float(seg["end"]), 3),
-                          text=seg["text"].strip()) for seg in kept],
+        segments=[
+            Segment(
+                start=round(float(seg["start"]), 3),
+                end=round(float(seg["end"]), 3),
+                text=seg["text"].strip(),
+            )
+            for seg in kept
+        ],
         model=options.model,
         processing_s=round(processing_s, 3),
     )
@@ -305,8 +326,9 @@ class LoadedAudio:
     load_s: float
 
 
-def open_source(source: str, work_dir: str | os.PathLike,
-                options: TranscribeOptions) -> LoadedAudio | TranscriptRecord:
+def open_source(
+    source: str, work_dir: str | os.PathLike, options: TranscribeOptions
+) -> LoadedAudio | TranscriptRecord:
     """Download (S3) and decode one input; a problem gives a ``failed`` record instead.
 
     A downloaded copy is deleted as soon as its samples are in memory.
@@ -314,13 +336,16 @@ def open_source(source: str, work_dir: str | os.PathLike,
     started = time.monotonic()
 
     def failed(error: str) -> TranscriptRecord:
-        return TranscriptRecord.failed(source, error, model=options.model,
-                                       processing_s=round(time.monotonic() - started, 3))
+        return TranscriptRecord.failed(
+            source, error, model=options.model, processing_s=round(time.monotonic() - started, 3)
+        )
 
     if not storage.is_audio(source):
         suffix = Path(source).suffix or "(none)"
-        return failed(f"unsupported file type {suffix}: audio files end in "
-                      f"{', '.join(storage.AUDIO_EXTENSIONS)}")
+        return failed(
+            f"unsupported file type {suffix}: audio files end in "
+            f"{', '.join(storage.AUDIO_EXTENSIONS)}"
+        )
     try:
         path = storage.download(source, work_dir)
     except FileNotFoundError as e:
@@ -337,53 +362,84 @@ def open_source(source: str, work_dir: str | os.PathLike,
     return LoadedAudio(source, samples, time.monotonic() - started)
 
 
-def decode_records(model: Whisper, items: list[LoadedAudio],
-                   options: TranscribeOptions) -> list[TranscriptRecord]:
+def decode_records(
+    model: Whisper, items: list[LoadedAudio], options: TranscribeOptions
+) -> list[TranscriptRecord]:
     """Records for decoded inputs; a batch that raises is retried one file at a time."""
     started = time.monotonic()
     try:
         results = decode_many(model, [it.samples for it in items], options)
     except Exception as e:  # one file's decoding failure must not end the shard
         if len(items) > 1:
-            log.warning("batch of %d files failed (%s: %s); decoding them one by one",
-                        len(items), type(e).__name__, e)
+            log.warning(
+                "batch of %d files failed (%s: %s); decoding them one by one",
+                len(items),
+                type(e).__name__,
+                e,
+            )
             return [rec for it in items for rec in decode_records(model, [it], options)]
         log.exception("transcribing %s failed", items[0].source)
         item = items[0]
-        return [TranscriptRecord.failed(
-            item.source, f"transcription failed: {type(e).__name__}: {e}",
-            duration_s=round(item.samples.size / audio.SAMPLE_RATE, 3), model=options.model,
-            processing_s=round(item.load_s + time.monotonic() - started, 3))]
+        return [
+            TranscriptRecord.failed(
+                item.source,
+                f"transcription failed: {type(e).__name__}: {e}",
+                duration_s=round(item.samples.size / audio.SAMPLE_RATE, 3),
+                model=options.model,
+                processing_s=round(item.load_s + time.monotonic() - started, 3),
+            )
+        ]
     elapsed = time.monotonic() - started
     total = sum(it.samples.size for it in items)
-    return [build_record(it.source, result, it.samples, options,
-                         it.load_s + elapsed * it.samples.size / total)
-            for it, result in zip(items, results, strict=True)]
+    return [
+        build_record(
+            it.source, result, it.samples, options, it.load_s + elapsed * it.samples.size / total
+        )
+        for it, result in zip(items, results, strict=True)
+    ]
 
 
-def silent_record(item: LoadedAudio, options: TranscribeOptions,
-                  language: str | None) -> TranscriptRecord:
+def silent_record(
+    item: LoadedAudio, options: TranscribeOptions, language: str | None
+) -> TranscriptRecord:
     """The record of an input whose audio is all below the silence threshold: no text."""
-    return build_record(item.source, {"text": "", "segments": [], "language": language},
-                        item.samples, options, item.load_s)
+    return build_record(
+        item.source,
+        {"text": "", "segments": [], "language": language},
+        item.samples,
+        options,
+        item.load_s,
+    )
 
 
-def _log_progress(index: int, total: int, record: TranscriptRecord,
-                  audio_s: float, processing_s: float) -> None:
+def _log_progress(
+    index: int, total: int, record: TranscriptRecord, audio_s: float, processing_s: float
+) -> None:
     name = record.source.rsplit("/", 1)[-1]
     if record.status == FAILED:
         log.warning("[%d/%d] %s: failed: %s", index, total, name, record.error)
         return
     rtf = (record.duration_s or 0) / record.processing_s if record.processing_s else 0.0
     running = audio_s / processing_s if processing_s else 0.0
-    log.info("[%d/%d] %s: %.1f s audio in %.2f s (%.1fx real time; shard so far %.1fx)",
-             index, total, name, record.duration_s or 0, record.processing_s or 0, rtf, running)
+    log.info(
+        "[%d/%d] %s: %.1f s audio in %.2f s (%.1fx real time; shard so far %.1fx)",
+        index,
+        total,
+        name,
+        record.duration_s or 0,
+        record.processing_s or 0,
+        rtf,
+        running,
+    )
 
 
-def transcribe_shard(sources: list[str], options: TranscribeOptions, work_dir: str | os.PathLike,
-                     model: Whisper | None = None,
-                     on_record: Callable[[TranscriptRecord], None] | None = None,
-                     ) -> list[TranscriptRecord]:
+def transcribe_shard(
+    sources: list[str],
+    options: TranscribeOptions,
+    work_dir: str | os.PathLike,
+    model: Whisper | None = None,
+    on_record: Callable[[TranscriptRecord], None] | None = None,
+) -> list[TranscriptRecord]:
     """One record per source, in order. ``model`` (already loaded) saves the load.
 
     ``on_record`` is called with every record as soon as it is made (in order), e.g. to
@@ -400,20 +456,29 @@ def transcribe_shard(sources: list[str], options: TranscribeOptions, work_dir: s
 
         beams = max(options.beam_size or 1, options.best_of or 1)
         options = replace(options, batch_size=auto_batch_size(model, beams))
-        log.info("batch_size 0: %d files decoded together on %s", options.batch_size,
-                 options.device)
+        log.info(
+            "batch_size 0: %d files decoded together on %s", options.batch_size, options.device
+        )
     if not model.is_multilingual and options.language not in (None, "en"):
-        raise ConfigError(f"language={options.language!r}, but whisper_model={options.model!r} "
-                          "is English-only: use 'en', 'auto' or a multilingual model")
+        raise ConfigError(
+            f"language={options.language!r}, but whisper_model={options.model!r} "
+            "is English-only: use 'en', 'auto' or a multilingual model"
+        )
     default_language = options.language or (None if model.is_multilingual else "en")
     records: list[TranscriptRecord] = []
     audio_s = processing_s = 0.0
     group = 1 if options.batch_size == 1 else BATCH_GROUP_FACTOR * options.batch_size
     for first in range(0, len(sources), group):
-        opened = [open_source(src, work_dir, options) for src in sources[first:first + group]]
-        speech = [it for it in opened if isinstance(it, LoadedAudio) and not (
-            options.silence_threshold_db is not None
-            and audio.is_silent(it.samples, options.silence_threshold_db))]
+        opened = [open_source(src, work_dir, options) for src in sources[first : first + group]]
+        speech = [
+            it
+            for it in opened
+            if isinstance(it, LoadedAudio)
+            and not (
+                options.silence_threshold_db is not None
+                and audio.is_silent(it.samples, options.silence_threshold_db)
+            )
+        ]
         decoded = iter(decode_records(model, speech, options) if speech else [])
         for item in opened:
             if isinstance(item, TranscriptRecord):
@@ -446,9 +511,12 @@ def shard_metrics(records: list[TranscriptRecord]) -> dict[str, float]:
     }
 
 
-def run_transcribe_step(shard: Sequence[Item], transcripts_path: str | os.PathLike,
-                        options: TranscribeOptions, output_uri: str | None = None,
-                        ) -> dict[str, float]:
+def run_transcribe_step(
+    shard: Sequence[Item],
+    transcripts_path: str | os.PathLike,
+    options: TranscribeOptions,
+    output_uri: str | None = None,
+) -> dict[str, float]:
     """The ``transcribe`` component's work: transcribe a shard, write JSONL, return metrics.
 
     With ``output_uri``, an input whose ``ok`` transcript is stored there at its current
@@ -459,14 +527,18 @@ def run_transcribe_step(shard: Sequence[Item], transcripts_path: str | os.PathLi
     """
     options = resolve_options(options)
     items = list(shard)
-    stored = (ledger.load_results(output_uri, TRANSCRIPTS_DIR, items) if output_uri
-              else [None] * len(items))
+    stored = (
+        ledger.load_results(output_uri, TRANSCRIPTS_DIR, items)
+        if output_uri
+        else [None] * len(items)
+    )
     pending = {it.source: it for it, rec in zip(items, stored, strict=True) if rec is None}
 
     def keep(record: TranscriptRecord) -> None:
         if output_uri:
-            ledger.store_result(output_uri, TRANSCRIPTS_DIR, pending[record.source],
-                                record.to_dict())
+            ledger.store_result(
+                output_uri, TRANSCRIPTS_DIR, pending[record.source], record.to_dict()
+            )
 
     new: list[TranscriptRecord] = []
     load_s = 0.0
@@ -477,8 +549,10 @@ def run_transcribe_step(shard: Sequence[Item], transcripts_path: str | os.PathLi
         with tempfile.TemporaryDirectory(prefix="transcribe-") as work_dir:
             new = transcribe_shard(list(pending), options, work_dir, model=model, on_record=keep)
     fresh = iter(new)
-    records = [next(fresh).to_dict() if rec is None
-               else {k: v for k, v in rec.items() if k != "etag"} for rec in stored]
+    records = [
+        next(fresh).to_dict() if rec is None else {k: v for k, v in rec.items() if k != "etag"}
+        for rec in stored
+    ]
     write_jsonl(transcripts_path, records)
     metrics = shard_metrics(new)
     metrics["files"] = len(items)
