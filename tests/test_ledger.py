@@ -16,8 +16,14 @@ def test_relative_names() -> None:
     assert ledger.relative_name("s3://b/x.wav", "s3://b/x.wav") == "x.wav"
     assert ledger.relative_name("/data/in/sub/a.wav", "/data/in") == "sub/a.wav"
     assert ledger.relative_name("/data/in/a.wav", "/data/in/a.wav") == "a.wav"
-    # a key with .. components never becomes a path outside the output prefix
-    assert ledger.relative_name("s3://b/calls/../../x.wav", "s3://b/calls/") == "x.wav"
+    # a key with .. components never becomes a path outside the output prefix, and keys that
+    # are no clean path get their base name plus a digest of the URI: distinct, stable
+    odd = ["s3://b/calls/../../x.wav", "s3://b/calls/a/../x.wav", "s3://b/calls//x.wav"]
+    names = [ledger.relative_name(uri, "s3://b/calls/") for uri in odd]
+    assert all(n.startswith("x.wav.") and "/" not in n for n in names), names
+    assert len({*names, "x.wav"}) == 4
+    assert names == [ledger.relative_name(uri, "s3://b/calls/") for uri in odd]
+    assert ledger.relative_name("s3://b/calls//x.wav", "s3://b/calls") == names[2]
 
 
 def _roundtrip(output: str) -> None:

@@ -13,6 +13,7 @@ repeated task overwrites instead of duplicating:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -57,22 +58,30 @@ class Item:
 
 
 def relative_name(source: str, input_uri: str) -> str:
-    """The key of ``source`` relative to the input prefix, as a safe relative POSIX path."""
+    """The key of ``source`` relative to the input prefix, as a safe relative POSIX path.
+
+    A key that cannot serve as a path as it is (``..`` or ``.`` components, empty segments
+    such as ``a//b.wav``) is named by its base name plus the first 8 hex digits of the SHA-1
+    of its whole URI: unique per key, the same in every run, and ending in no audio
+    extension, so no listed key has that name.
+    """
     if storage.is_remote(source):
         _, key = storage.split_s3_uri(source)
         _, prefix = storage.split_s3_uri(input_uri) if storage.is_remote(input_uri) else ("", "")
-        name = key[len(prefix) :] if prefix and key.startswith(prefix) else key
+        rel = key[len(prefix) :] if prefix and key.startswith(prefix) else key
+        if prefix and not prefix.endswith("/") and rel.startswith("/"):
+            rel = rel[1:]  # the separator after a prefix given without its trailing slash
     else:
         root = os.path.abspath(input_uri)
         path = os.path.abspath(source)
-        name = os.path.relpath(path, root) if path != root else os.path.basename(path)
-        name = name.replace(os.sep, "/")
-    name = name.lstrip("/") or PurePosixPath(source).name
-    parts = PurePosixPath(name).parts
-    if ".." in parts or not parts:
-        # keys outside the prefix keep their base name; collisions are reported by the planner
-        name = PurePosixPath(source).name
-    return name
+        rel = os.path.relpath(path, root).replace(os.sep, "/") if path != root else ""
+    base = PurePosixPath(source).name
+    if not rel:  # the input is this one object
+        return base
+    parts = PurePosixPath(rel).parts
+    if "/".join(parts) == rel and ".." not in parts:
+        return rel
+    return f"{base}.{hashlib.sha1(source.encode()).hexdigest()[:8]}"
 
 
 def result_uri(output_uri: str, stage_dir: str, name: str) -> str:
