@@ -34,7 +34,7 @@ OUT = "results"
 class Trigger(threading.Thread):
     """Runs ``action`` once, as soon as an object appears under ``prefix`` of ``bucket``.
 
-    It reads the S3 server directly (not through the proxy), every 50 ms.
+    It reads the S3 server directly (not through the proxy), every 10 ms.
     """
 
     def __init__(
@@ -58,7 +58,7 @@ class Trigger(threading.Thread):
                 self.action()
                 self.fired.set()
                 return
-            time.sleep(0.05)
+            time.sleep(0.01)
 
 
 def _run(bucket: str, whisper_model: str, endpoint: str, model: str, *extra: str) -> int:
