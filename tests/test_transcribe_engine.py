@@ -136,15 +136,34 @@ def test_metrics_of_records() -> None:
     assert engine.shard_metrics([])["real_time_factor"] == 0.0
 
 
-def test_silence_and_quiet_noise_give_no_text(tmp_path, model, options) -> None:
+def test_silence_quiet_noise_and_mains_hum_give_no_text(tmp_path, model, options) -> None:
     rng = np.random.default_rng(7)
+    t = np.arange(12 * 16000) / 16000
     silence = write_wav(tmp_path / "silence.wav", np.zeros(12 * 16000))
     hiss = write_wav(tmp_path / "hiss.wav", rng.standard_normal(12 * 16000) * 3e-4)  # -70 dBFS
-    records = engine.transcribe_shard([str(silence), str(hiss)], options, tmp_path, model=model)
+    # tiny.en decodes a 50 Hz hum at -14 dBFS as "You" when the gate measures all frequencies
+    hum50 = write_wav(tmp_path / "hum50.wav", 0.28 * np.sin(2 * np.pi * 50 * t))
+    hum60 = write_wav(tmp_path / "hum60.wav", 0.99 * np.sin(2 * np.pi * 60 * t))
+    files = [str(silence), str(hiss), str(hum50), str(hum60)]
+    records = engine.transcribe_shard(files, options, tmp_path, model=model)
     for rec in records:
         assert (rec.status, rec.text, rec.segments) == (OK, "", [])
         assert rec.duration_s == pytest.approx(12.0)
         assert rec.language == "en"
+
+
+def test_energy_gate_measures_the_speech_band(audio_dir) -> None:
+    t = np.arange(33 * audio.ENERGY_FRAME) / 16000  # 33 whole frames
+    tone = (0.1 * np.sqrt(2) * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)  # -20 dBFS
+    assert audio.frame_levels_db(tone) == pytest.approx(np.full(33, -20.0), abs=0.5)
+    hum = (np.sqrt(2) * np.sin(2 * np.pi * 60 * t)).astype(np.float32)  # full scale, 0 dBFS
+    assert audio.frame_levels_db(hum).max() < -55
+    assert audio.frame_levels_db(hum, low_hz=0).max() == pytest.approx(0.0, abs=0.5)
+    for name in SHORT_CLIPS:  # speech keeps its loudest level
+        speech = audio.load_audio(audio_dir / name)
+        band = audio.frame_levels_db(speech).max()
+        assert band == pytest.approx(audio.frame_levels_db(speech, low_hz=0).max(), abs=1.0)
+        assert band > -20
 
 
 def test_speech_filter_follows_whisper_and_the_energy_gate(options) -> None:

@@ -39,7 +39,8 @@ def transcribe(
         condition_on_previous_text: Prompt each 30-s window with the previous text.
         no_speech_threshold: No-speech probability above which a window with a low log
             probability is silence.
-        silence_threshold_db: RMS level (dBFS) below which audio is silence (no text).
+        silence_threshold_db: Level (dBFS, measured above 250 Hz) below which audio is silence
+            (no text); mains hum stays below it.
 
     Returns:
         transcripts: JSON Lines, one record per input file in input order (source, status,

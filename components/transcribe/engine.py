@@ -75,7 +75,8 @@ class TranscribeOptions:
         condition_on_previous_text: prompt each 30-s window with the previous text.
         word_timestamps: align words (cross-attention); refines segment boundaries.
         silence_threshold_db: audio (and segments) whose 30-ms frames all stay below this
-            RMS level in dBFS count as silence and give no text; ``None`` turns it off.
+            level in dBFS, measured above 250 Hz (so mains hum counts as silence too), give
+            no text; ``None`` turns it off.
         model_cache_dir: where fetched weights are kept (``$WHISPER_CACHE_DIR``).
     """
 
