@@ -20,8 +20,8 @@ import pytest
 from minio import Minio
 
 from components.common import ledger, storage
-from pipelines.cli import main
 from tests.fixtures.llm_server import start_llama_server, stop_llama_server
+from tests.fixtures.run_local import run_local
 from tests.fixtures.s3 import S3Server, free_port
 from tests.fixtures.tcp_proxy import TcpProxy
 
@@ -65,28 +65,10 @@ def _run(bucket: str, whisper_model: str, endpoint: str, model: str, *extra: str
     """run-local over ``in/`` on one shard, decoding one file at a time: results are then
     stored file by file, which the outage triggers below wait for (batched decoding stores a
     whole batch at once)."""
-    return main(
-        [
-            "run-local",
-            "--input",
-            f"s3://{bucket}/in/",
-            "--output",
-            f"s3://{bucket}/{OUT}",
-            "--whisper-model",
-            whisper_model,
-            "--language",
-            "en",
-            "--llm-endpoint",
-            endpoint,
-            "--llm-model",
-            model,
-            "--shards",
-            "1",
-            "--batch-size",
-            "1",
-            *extra,
-        ]
-    )
+    return run_local(
+        f"s3://{bucket}/in/", f"s3://{bucket}/{OUT}", whisper_model, endpoint, model,
+        "--shards", "1", "--batch-size", "1", *extra,
+    )  # fmt: skip
 
 
 def _upload(audio_dir: Path, bucket: str, names: list[str]) -> None:

@@ -18,7 +18,7 @@ from components.common.ledger import SKIP, TRANSCRIPTS_DIR, Item
 from components.common.records import OK, read_jsonl
 from components.plan.planner import PlanOptions, plan, to_items
 from components.transcribe.engine import TranscribeOptions, run_transcribe_step
-from pipelines.cli import main
+from tests.fixtures.run_local import run_local
 
 CLIPS = [
     "utt06_en-gb+m3_s140.wav",
@@ -100,28 +100,10 @@ def test_a_retried_shard_redoes_only_files_without_stored_results(
 
 
 def _run(inp: str, out: str, whisper_model: str, llm_server, *extra: str) -> int:
-    return main(
-        [
-            "run-local",
-            "--input",
-            inp,
-            "--output",
-            out,
-            "--whisper-model",
-            whisper_model,
-            "--language",
-            "en",
-            "--llm-endpoint",
-            llm_server.endpoint,
-            "--llm-model",
-            llm_server.model,
-            "--shards",
-            "1",
-            "--max-tokens",
-            "32",
-            *extra,
-        ]
-    )
+    return run_local(
+        inp, out, whisper_model, llm_server.endpoint, llm_server.model,
+        "--shards", "1", "--max-tokens", "32", *extra,
+    )  # fmt: skip
 
 
 def _etags(prefix: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
+from tests.fixtures.run_local import run_local
 
 CLIPS = [
     "long01_meeting_en-us_s165.wav",
@@ -27,29 +28,10 @@ def _inputs(audio_dir: Path, folder: Path, names: list[str]) -> Path:
 
 
 def _run(inp: Path, out: Path, whisper_model: str, llm_server) -> int:
-    return main(
-        [
-            "run-local",
-            "--input",
-            str(inp),
-            "--output",
-            str(out),
-            "--whisper-model",
-            whisper_model,
-            "--language",
-            "en",
-            "--llm-endpoint",
-            llm_server.endpoint,
-            "--llm-model",
-            llm_server.model,
-            "--shards",
-            "2",
-            "--max-tokens",
-            "64",
-            "--concurrency",
-            "2",
-        ]
-    )
+    return run_local(
+        str(inp), str(out), whisper_model, llm_server.endpoint, llm_server.model,
+        "--shards", "2", "--max-tokens", "64", "--concurrency", "2",
+    )  # fmt: skip
 
 
 def _records(path: Path) -> dict[str, dict]:

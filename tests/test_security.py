@@ -13,8 +13,8 @@ from components.common.errors import UnsafeKeyError
 from components.common.records import TranscriptRecord, write_jsonl
 from components.report.report import ReportOptions, build_report, export
 from pipelines.asr_summarize import compile_pipeline
-from pipelines.cli import main
 from pipelines.profiles import load_profiles
+from tests.fixtures.run_local import run_local
 from tests.fixtures.s3 import S3Server
 
 CLIP = "utt07_en-us_s130.wav"
@@ -53,27 +53,10 @@ def test_no_secret_in_compiled_yaml_logs_metrics_report_or_export(
         monkeypatch.setenv(name, value)
 
     out = f"s3://{s3_bucket}/out"
-    code = main(
-        [
-            "run-local",
-            "--input",
-            f"s3://{s3_bucket}/in/",
-            "--output",
-            out,
-            "--whisper-model",
-            whisper_model,
-            "--language",
-            "en",
-            "--llm-endpoint",
-            llm_server.endpoint,
-            "--llm-model",
-            llm_server.model,
-            "--shards",
-            "1",
-            "--max-tokens",
-            "16",
-        ]
-    )
+    code = run_local(
+        f"s3://{s3_bucket}/in/", out, whisper_model, llm_server.endpoint, llm_server.model,
+        "--shards", "1", "--max-tokens", "16",
+    )  # fmt: skip
     logs = capfd.readouterr()
     assert code == 3  # the escaping key is a failed record; the run goes on
 
