@@ -24,7 +24,10 @@ AUDIO_SUFFIXES = {".mp3", ".flac", ".wav"}
 
 
 def load_tool(name: str):
-    """Import tools/<name>.py (tools/ is a folder of scripts, not a package)."""
+    """Import tools/<name>.py (tools/ is a folder of scripts, not a package; they import
+    each other as ``python tools/<name>.py`` lets them, from their own folder)."""
+    if str(TOOLS) not in sys.path:
+        sys.path.insert(0, str(TOOLS))
     spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

