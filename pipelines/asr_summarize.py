@@ -19,7 +19,7 @@ from components.plan.component import plan
 from components.report.component import report
 from components.summarize.component import summarize
 from components.transcribe.component import transcribe
-from pipelines.profiles import ModelCache, Profile, TaskSettings, get_profile
+from pipelines.profiles import ModelCache, Profile, get_profile
 
 PIPELINE_NAME = "asr-summarize"
 COMPILED = Path(__file__).resolve().parent.parent / "compiled" / "asr_summarize.yaml"
@@ -32,7 +32,11 @@ LLM_SECRET_KEYS = {"LLM_API_KEY": "LLM_API_KEY"}
 MODEL_CACHE_VOLUME = "whisper-cache"
 
 
-def _apply_resources(task: dsl.PipelineTask, settings: TaskSettings) -> None:
+def _configure(task: dsl.PipelineTask, profile: Profile, step: str, display_name: str) -> None:
+    """What every step gets: its name in the UI, no caching (each reads or writes a bucket),
+    the profile's retries, resources and placement for ``step``, and the MinIO Secret."""
+    task.set_display_name(display_name).set_caching_options(False)
+    settings = profile.tasks[step]
     task.set_retry(settings.retries, settings.retry_backoff)
     task.set_cpu_request(settings.cpu_request).set_cpu_limit(settings.cpu_limit)
     task.set_memory_request(settings.memory_request).set_memory_limit(settings.memory_limit)
@@ -45,6 +49,7 @@ def _apply_resources(task: dsl.PipelineTask, settings: TaskSettings) -> None:
         kubernetes.add_toleration(
             task, toleration.key, toleration.operator, toleration.value, toleration.effect
         )
+    kubernetes.use_secret_as_env(task, profile.secrets.minio, MINIO_SECRET_KEYS)
 
 
 def _mount_cache(task: dsl.PipelineTask, cache: ModelCache) -> None:
@@ -112,9 +117,7 @@ def build_pipeline(profile: Profile):
         planned = plan_op(
             input_uri=input_uri, output_uri=output_uri, num_shards=num_shards, reprocess=reprocess
         )
-        planned.set_display_name("plan shards").set_caching_options(False)
-        _apply_resources(planned, profile.tasks["plan"])
-        kubernetes.use_secret_as_env(planned, profile.secrets.minio, MINIO_SECRET_KEYS)
+        _configure(planned, profile, "plan", "plan shards")
 
         with dsl.ParallelFor(
             planned.outputs["Output"], parallelism=profile.parallelism, name="shards"
@@ -127,11 +130,9 @@ def build_pipeline(profile: Profile):
                 beam_size=beam_size,
                 batch_size=batch_size,
             )
-            transcribed.set_display_name("transcribe shard").set_caching_options(False)
-            _apply_resources(transcribed, profile.tasks["transcribe"])
+            _configure(transcribed, profile, "transcribe", "transcribe shard")
             _queue(transcribed, profile)
             _mount_cache(transcribed, profile.model_cache)
-            kubernetes.use_secret_as_env(transcribed, profile.secrets.minio, MINIO_SECRET_KEYS)
 
             summarized = summarize_op(
                 transcripts=transcribed.outputs["transcripts"],
@@ -142,10 +143,8 @@ def build_pipeline(profile: Profile):
                 max_tokens=max_tokens,
                 max_concurrency=max_concurrency,
             )
-            summarized.set_display_name("summarize shard").set_caching_options(False)
-            _apply_resources(summarized, profile.tasks["summarize"])
+            _configure(summarized, profile, "summarize", "summarize shard")
             _queue(summarized, profile)
-            kubernetes.use_secret_as_env(summarized, profile.secrets.minio, MINIO_SECRET_KEYS)
             kubernetes.use_secret_as_env(
                 summarized, profile.secrets.llm_api_key, LLM_SECRET_KEYS, optional=True
             )
@@ -157,9 +156,7 @@ def build_pipeline(profile: Profile):
             input_uri=input_uri,
             output_uri=output_uri,
         )
-        reported.set_display_name("report").set_caching_options(False)
-        _apply_resources(reported, profile.tasks["report"])
-        kubernetes.use_secret_as_env(reported, profile.secrets.minio, MINIO_SECRET_KEYS)
+        _configure(reported, profile, "report", "report")
 
     return asr_summarize
 
