@@ -53,14 +53,19 @@ LLM_MODEL ?= $(if $(LLM_ENDPOINT),Qwen/Qwen2.5-7B-Instruct,$(DEMO_MODEL_$(DEMO_L
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(VENV)/.installed ## create .venv and install the package with [dev]; ffmpeg check
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && exit 0; \
+# system tools: ffmpeg (audio decoding), espeak-ng and sox (the tests' synthesised corpus)
+install: $(VENV)/.installed ## create .venv and install the package with [dev]; ffmpeg, espeak-ng, sox
+	@missing=(); \
+	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg); \
+	command -v espeak-ng >/dev/null || missing+=(espeak-ng); \
+	command -v sox >/dev/null || missing+=(sox); \
+	[ $${#missing[@]} = 0 ] && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing ffmpeg with apt-get"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; \
+	  echo "installing $${missing[*]} with apt-get"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$${missing[@]}"; \
 	else \
-	  echo "ffmpeg and ffprobe are needed and missing: install ffmpeg" \
-	    "(Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg)" >&2; \
+	  echo "$${missing[*]} needed and missing: install them" \
+	    "(Debian/Ubuntu: sudo apt-get install $${missing[*]}; macOS: brew install $${missing[*]})" >&2; \
 	  exit 1; \
 	fi
 

@@ -163,6 +163,14 @@ def main() -> None:
         corpus = args.corpus
         if corpus is None or not (corpus / "manifest.jsonl").exists():
             source = args.source or Path(os.environ.get("ASR_TEST_AUDIO_DIR", ""))
+            if not (source / "manifest.jsonl").is_file():
+                why = f"{source}/manifest.jsonl is missing" if str(source) != "." else "none given"
+                sys.exit(
+                    f"no clips to build the corpus from ({why}): pass"
+                    " --source DIR or set ASR_TEST_AUDIO_DIR=DIR, a folder of clips with"
+                    " manifest.jsonl (`bash tools/make_test_corpus.sh DIR` makes one), or"
+                    " --corpus DIR, a corpus built earlier"
+                )
             corpus = corpus or Path(tmp) / "corpus"
             build(source, corpus, args.files)
         manifest = [json.loads(x) for x in (corpus / "manifest.jsonl").read_text().splitlines()]

@@ -1,25 +1,34 @@
 """Shared pytest configuration.
 
-Test material lives outside the repository and is found through environment variables
-(``.ci/run`` and ``make test`` set them). A test that needs a missing piece skips and says
-which variable provides it:
+The suite brings its own speech clips and CRDs; environment variables may point it at other
+copies. Weights and binaries come from ``make assets`` (``make test`` runs it and sets their
+variables); a test whose piece is missing skips and says which variable provides it.
 
-- ``ASR_TEST_AUDIO_DIR``: spoken English clips with ``manifest.jsonl`` references.
+- ``ASR_TEST_AUDIO_DIR``: spoken English clips with ``manifest.jsonl`` references. Unset: the
+  corpus ``tools/make_test_corpus.sh`` synthesises with espeak-ng, sox and ffmpeg, made once
+  and cached (``tests/fixtures/corpus.py``).
+- ``ASR_TEST_CRDS_DIR``: CustomResourceDefinitions for manifest validation. Unset: the copies
+  vendored in ``tests/data/crds/`` (sources and licence in its ``SOURCES.md``).
 - ``ASR_TEST_WHISPER_CKPT``: an openai-whisper checkpoint file (tiny.en); or
   ``WHISPER_MODEL=tiny.en`` where the internet is reachable.
 - ``ASR_TEST_LLM_GGUF`` and ``LLAMA_SERVER_BIN``: a GGUF model and llama.cpp's server.
-- ``ASR_TEST_CRDS_DIR``: CustomResourceDefinitions for manifest validation.
 - ``MINIO_ENDPOINT``, ``MINIO_ACCESS_KEY``, ``MINIO_SECRET_KEY``: a real MinIO; without them
-  the S3 tests start a moto server on 127.0.0.1.
+  the S3 tests start a moto server on 127.0.0.1 (and the one test that needs MinIO's
+  signature checks skips).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures import corpus
+
+VENDORED_CRDS = Path(__file__).resolve().parent / "data" / "crds"
 
 pytest_plugins = [
     "tests.fixtures.s3",
@@ -37,10 +46,31 @@ def _env_path(var: str, how: str) -> Path:
     return path
 
 
+def _given_dir(var: str) -> Path | None:
+    """The folder ``var`` names, None when it is unset; a named folder that is missing fails."""
+    value = os.environ.get(var)
+    if not value:
+        return None
+    if not Path(value).is_dir():
+        pytest.fail(
+            f"{var}={value} is not a folder (unset it to use the suite's own)", pytrace=False
+        )
+    return Path(value)
+
+
 @pytest.fixture(scope="session")
 def audio_dir() -> Path:
-    """Folder of test clips with ``manifest.jsonl`` (``{"file", "text", "duration_s"}``)."""
-    return _env_path("ASR_TEST_AUDIO_DIR", "point it at a folder of clips with manifest.jsonl")
+    """Folder of test clips with ``manifest.jsonl`` (``{"file", "text", "duration_s"}``):
+    ``ASR_TEST_AUDIO_DIR``, else the synthesised corpus (made on first use, then cached)."""
+    given = _given_dir("ASR_TEST_AUDIO_DIR")
+    if given is not None:
+        return given
+    try:
+        return corpus.cached_corpus()
+    except corpus.CorpusToolMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"tools/make_test_corpus.sh failed:\n{exc.stderr}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -65,5 +95,6 @@ def whisper_model() -> str:
 
 @pytest.fixture(scope="session")
 def crds_dir() -> Path:
-    """Folder of CustomResourceDefinition YAML files."""
-    return _env_path("ASR_TEST_CRDS_DIR", "point it at the Kueue/GAIE/llm-d/DAS CRDs")
+    """Folder of CustomResourceDefinition YAML files: ``ASR_TEST_CRDS_DIR``, else the vendored
+    ones in ``tests/data/crds/``."""
+    return _given_dir("ASR_TEST_CRDS_DIR") or VENDORED_CRDS
