@@ -1,4 +1,4 @@
-"""The ``asr-summarize`` pipeline: plan → ParallelFor(shard index) {transcribe → summarize} → report.
+"""``asr-summarize``: plan → ParallelFor(shard index) {transcribe → summarize} → report.
 
 :func:`build_pipeline` makes the pipeline for one deployment profile: the components run on
 the profile's image, the transcribe and summarize pods carry its Kueue labels, and each
@@ -6,7 +6,7 @@ step gets the profile's resources, scheduling constraints, Secrets and model cac
 setting is applied the same way for every profile: profiles differ in data only.
 
 The compiled YAML must run on every KFP backend that docs/compatibility.md lists (2.14 and
-later; ``tests/test_backend_floor.py`` parses it with that release's protos): the loop keeps
+later; ``tests/test_compile.py`` parses it with that release's protos): the loop keeps
 KFP's own name (a named ``ParallelFor`` breaks ``dsl.Collected`` on 2.15), it iterates over
 shard indices whose file lists the tasks read from the plan's ``shards`` artifact, and no
 Secret is optional (the manifests always create both).
