@@ -53,7 +53,7 @@ LLM_MODEL ?= $(if $(LLM_ENDPOINT),Qwen/Qwen2.5-7B-Instruct,$(DEMO_MODEL_$(DEMO_L
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(VENV)/.installed ## create .venv and install the package with [dev]; ffmpeg check
+install: $(VENV)/.installed ## create .venv and install the package with [dev]; ffmpeg, protoc check
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing ffmpeg with apt-get"; \
@@ -62,6 +62,15 @@ install: $(VENV)/.installed ## create .venv and install the package with [dev]; 
 	  echo "ffmpeg and ffprobe are needed and missing: install ffmpeg" \
 	    "(Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg)" >&2; \
 	  exit 1; \
+	fi
+	@command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/struct.proto ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing protoc with apt-get (tests/test_compile.py checks the KFP backend floor)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    protobuf-compiler libprotobuf-dev; \
+	else \
+	  echo "protoc is missing, so the KFP backend floor test skips" \
+	    "(Debian/Ubuntu: sudo apt-get install protobuf-compiler libprotobuf-dev)" >&2; \
 	fi
 
 $(VENV)/.installed: setup.py pyproject.toml
