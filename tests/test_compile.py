@@ -274,3 +274,19 @@ def _check_loop_items(spec: dict, variant: str, loop: dict) -> None:
                 assert inputs["parameters"][name]["parameterType"] == "NUMBER_INTEGER", name
                 consumers += 1
     assert consumers, f"{variant}: no task reads the loop item"
+
+
+def test_the_model_cache_volume_never_hides_the_images_weights(tmp_path: Path) -> None:
+    """The image's baked weights live outside the cache volume every profile mounts, and the
+    transcribe step's environment does not point the image folder anywhere else."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    image_dir = Path(re.search(r"WHISPER_IMAGE_WEIGHTS=(\S+)", dockerfile).group(1))
+    assert re.search(r"download_weights\(.*os\.environ\['WHISPER_IMAGE_WEIGHTS'\]", dockerfile)
+    for name, profile in PROFILES.items():
+        cache = Path(profile.model_cache.path)
+        assert cache != image_dir and cache not in image_dir.parents, name
+        _, spec, _ = _compile(tmp_path, name)
+        container = spec["deploymentSpec"]["executors"]["exec-transcribe"]["container"]
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        assert "WHISPER_IMAGE_WEIGHTS" not in env, name
+        assert env["WHISPER_CACHE_DIR"] == str(cache)
