@@ -123,7 +123,7 @@ def run_local(counts: list[int], num_shards: int) -> list[dict]:
     return results
 
 
-def local_text(results: list[dict], num_shards: int) -> str:
+def local_text(results: list[dict], num_shards: int, load: float) -> str:
     counts = " ".join(str(r["files"]) for r in results)
     rows = "".join(
         f"| {r['files']} | {r['shards']} | {r['loop_items_bytes']} | {r['max_item_bytes']} | "
@@ -137,7 +137,8 @@ def local_text(results: list[dict], num_shards: int) -> str:
         "folder of empty `.wav` files per size (1000 per subfolder), planned in a fresh child "
         "process: listing, the probe sample (at most "
         f"{PlanOptions().max_probes} ffprobe calls, which fail fast on empty files), balancing, "
-        "and writing the `shards` artifact. Date 2026-12-01.\n\n"
+        f"and writing the `shards` artifact. Load average {load:.0f} when the run started (the "
+        "machine is shared: wall times are upper bounds). Date 2026-12-01.\n\n"
         "| inputs | shards | loop items (bytes) | largest item (bytes) | shards artifact (bytes) "
         "| wall (s) | peak RSS (MiB) |\n"
         "|---:|---:|---:|---:|---:|---:|---:|\n"
@@ -187,9 +188,10 @@ def main() -> None:
         child(args.child[0], args.child[1] or None, args.shards)
         return
     if not args.s3:
+        load = os.getloadavg()[0]
         results = run_local(args.inputs, args.shards)
         if args.write_results:
-            write_results(local_text(results, args.shards))
+            write_results(local_text(results, args.shards, load))
         return
     run_s3(args.inputs[0], args.shards, args.write_results)
 
