@@ -178,16 +178,18 @@ def resolve_weights(
 
 def load_model(
     spec: str,
-    device: str,
+    device: str | None = None,
     cache_dir: str | None = None,
     image_dir: str | None = None,
 ) -> Whisper:
     """Load Whisper from a model name, a checkpoint path or an ``s3://`` checkpoint URI.
 
-    ``cache_dir`` defaults to :func:`default_cache_dir`, ``image_dir`` to
-    :func:`image_weights_dir`. A named model gets openai-whisper's word-alignment heads for
-    that name, as ``whisper.load_model(name)`` would give it.
+    ``device`` defaults to CUDA when present, ``cache_dir`` to :func:`default_cache_dir`,
+    ``image_dir`` to :func:`image_weights_dir`. A named model gets openai-whisper's
+    word-alignment heads for that name, as ``whisper.load_model(name)`` would give it.
     """
+    if device in (None, "", "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     cache_dir = cache_dir or default_cache_dir()
     image_dir = image_dir or image_weights_dir()
     started = time.monotonic()
