@@ -4,20 +4,27 @@
 #   docker build -t registry.example.com/kfp-asr-summarize:0.1.0 .
 #   docker build --build-arg WHISPER_MODEL=large-v3 -t …:0.1.0-large-v3 .   # bake weights in
 #
+# Whisper weights resolve in this order (components/transcribe/weights.py): an explicit
+# checkpoint path, the weights baked in here (WHISPER_IMAGE_WEIGHTS), the model cache volume
+# the profile mounts (WHISPER_CACHE_DIR), an s3:// object, and only then a download. The
+# baked weights live outside the cache folder, so a cache volume never hides them.
+#
 # The base brings CUDA, cuDNN and a CUDA build of PyTorch (Python 3.11); openai-whisper
 # accepts the torch that is already there, so pip adds no second torch.
 ARG BASE_IMAGE=pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 FROM ${BASE_IMAGE}
 
 # Optional: a Whisper model name (tiny.en, small, medium, large-v3, turbo, ...) whose
-# weights are downloaded at build time into WHISPER_CACHE_DIR, for clusters without internet.
+# weights are downloaded at build time into WHISPER_IMAGE_WEIGHTS, for clusters without
+# internet (openai-whisper checks the SHA-256).
 ARG WHISPER_MODEL=""
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    WHISPER_CACHE_DIR=/opt/whisper-cache
+    WHISPER_IMAGE_WEIGHTS=/opt/whisper-weights \
+    WHISPER_CACHE_DIR=/var/cache/whisper
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ffmpeg \
@@ -33,9 +40,9 @@ RUN python -m pip install . \
     && python -c "import kfp, whisper, components.transcribe.engine" \
     && cd / && rm -rf /tmp/kfp-asr-summarize
 
-RUN mkdir -p "${WHISPER_CACHE_DIR}" \
+RUN mkdir -p "${WHISPER_IMAGE_WEIGHTS}" "${WHISPER_CACHE_DIR}" \
     && if [ -n "${WHISPER_MODEL}" ]; then \
-         python -c "import os, whisper; whisper.load_model('${WHISPER_MODEL}', device='cpu', download_root=os.environ['WHISPER_CACHE_DIR'])"; \
+         python -c "import os, sys; from components.transcribe.weights import download_weights; download_weights(sys.argv[1], os.environ['WHISPER_IMAGE_WEIGHTS'])" "${WHISPER_MODEL}"; \
        fi \
     && chown -R 10001:10001 "${WHISPER_CACHE_DIR}"
 

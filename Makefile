@@ -53,12 +53,15 @@ LLM_MODEL ?= $(if $(LLM_ENDPOINT),Qwen/Qwen2.5-7B-Instruct,$(DEMO_MODEL_$(DEMO_L
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# system tools: ffmpeg (audio decoding), espeak-ng and sox (the tests' synthesised corpus)
-install: $(VENV)/.installed ## create .venv and install the package with [dev]; ffmpeg, espeak-ng, sox
+# system tools: ffmpeg (audio decoding), espeak-ng and sox (the tests' synthesised corpus),
+# protoc with the protobuf includes (tests/test_compile.py checks the KFP backend floor)
+install: $(VENV)/.installed ## create .venv and install the package with [dev]; ffmpeg, espeak-ng, sox, protoc
 	@missing=(); \
 	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg); \
 	command -v espeak-ng >/dev/null || missing+=(espeak-ng); \
 	command -v sox >/dev/null || missing+=(sox); \
+	command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/struct.proto ] || \
+	  missing+=(protobuf-compiler libprotobuf-dev); \
 	[ $${#missing[@]} = 0 ] && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing $${missing[*]} with apt-get"; \

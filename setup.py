@@ -21,7 +21,9 @@ setup(
         # torch comes through openai-whisper; for the CPU build run `pip install torch==2.13.0`
         # first (see README), otherwise pip resolves a multi-GB CUDA build.
         "kfp>=2.17.3,<2.18",
-        "kfp-kubernetes>=2.17.3,<2.18",
+        # 2.14, not 2.15+: from 2.15 every secretAsEnv carries `optional`, which KFP backends
+        # up to 2.14 reject (docs/compatibility.md; tests/test_compile.py checks the output).
+        "kfp-kubernetes>=2.14.6,<2.15",
         "openai-whisper==20250625",
         "requests>=2.31,<3",
         "minio>=7.2.7,<8",

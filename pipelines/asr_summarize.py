@@ -1,9 +1,15 @@
-"""The ``asr-summarize`` pipeline: plan → ParallelFor(shards) {transcribe → summarize} → report.
+"""``asr-summarize``: plan → ParallelFor(shard index) {transcribe → summarize} → report.
 
 :func:`build_pipeline` makes the pipeline for one deployment profile: the components run on
 the profile's image, the transcribe and summarize pods carry its Kueue labels, and each
 step gets the profile's resources, scheduling constraints, Secrets and model cache. Every
 setting is applied the same way for every profile: profiles differ in data only.
+
+The compiled YAML must run on every KFP backend that docs/compatibility.md lists (2.14 and
+later; ``tests/test_compile.py`` parses it with that release's protos): the loop keeps
+KFP's own name (a named ``ParallelFor`` breaks ``dsl.Collected`` on 2.15), it iterates over
+shard indices whose file lists the tasks read from the plan's ``shards`` artifact, and no
+Secret is optional (the manifests always create both).
 
 No ``from __future__ import annotations`` here: KFP reads the pipeline function's types.
 """
@@ -119,11 +125,10 @@ def build_pipeline(profile: Profile):
         )
         _configure(planned, profile, "plan", "plan shards")
 
-        with dsl.ParallelFor(
-            planned.outputs["Output"], parallelism=profile.parallelism, name="shards"
-        ) as shard:
+        with dsl.ParallelFor(planned.outputs["Output"], parallelism=profile.parallelism) as shard:
             transcribed = transcribe_op(
-                shard=shard,
+                shards=planned.outputs["shards"],
+                shard_index=shard,
                 output_uri=output_uri,
                 whisper_model=whisper_model,
                 language=language,
@@ -136,7 +141,8 @@ def build_pipeline(profile: Profile):
 
             summarized = summarize_op(
                 transcripts=transcribed.outputs["transcripts"],
-                shard=shard,
+                shards=planned.outputs["shards"],
+                shard_index=shard,
                 output_uri=output_uri,
                 llm_endpoint=llm_endpoint,
                 llm_model=llm_model,
@@ -145,9 +151,7 @@ def build_pipeline(profile: Profile):
             )
             _configure(summarized, profile, "summarize", "summarize shard")
             _queue(summarized, profile)
-            kubernetes.use_secret_as_env(
-                summarized, profile.secrets.llm_api_key, LLM_SECRET_KEYS, optional=True
-            )
+            kubernetes.use_secret_as_env(summarized, profile.secrets.llm_api_key, LLM_SECRET_KEYS)
 
         reported = report_op(
             manifest=planned.outputs["manifest"],

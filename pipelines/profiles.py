@@ -40,8 +40,9 @@ class Toleration:
 class TaskSettings:
     """Resources, scheduling constraints and retries of one step's pods.
 
-    ``retries``: times a failed pod is run again (a killed pod included), after
-    ``retry_backoff`` (a duration such as ``30s``), doubling each time.
+    ``retries``: times a failed pod is run again, after ``retry_backoff`` (a duration such
+    as ``30s``), doubling each time. A deleted or evicted pod is retried only when KFP's Argo
+    has a retryPolicy that covers errors (manifests/components/argo-retry-policy).
     """
 
     accelerator: Accelerator | None

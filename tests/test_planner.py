@@ -158,12 +158,16 @@ def test_plan_component_under_kfp_local(clip_dir: Path, tmp_path: Path) -> None:
     from components.plan.component import plan_op
 
     local.init(local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    from components.common.shards import read_shard
+
     task = plan_op(input_uri=str(clip_dir), num_shards=2)
-    shards = task.outputs["Output"]
+    indices = task.outputs["Output"]
+    assert indices == [0, 1]  # the loop's items: shard indices, not file lists
+    shards = [read_shard(task.outputs["shards"].path, i) for i in indices]
     manifest = [
         json.loads(line) for line in Path(task.outputs["manifest"].path).read_text().splitlines()
     ]
-    assert sorted(it["source"] for shard in shards for it in shard) == sorted(
+    assert sorted(it.source for shard in shards for it in shard) == sorted(
         m["source"] for m in manifest
     )
     assert {m["shard"] for m in manifest} == {0, 1}

@@ -1,15 +1,18 @@
 """The ``transcribe`` KFP component: compiled interface and runs under ``kfp.local``."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: KFP reads the pipeline's return annotation as a type.
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
-from kfp import compiler, local
+from kfp import compiler, dsl, local
 
+from components.common.ledger import Item
 from components.common.records import FAILED, OK, read_jsonl
+from components.common.shards import write_shards
 from components.transcribe.component import transcribe_op
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +36,9 @@ def test_interface_and_descriptions(tmp_path: Path) -> None:
     compiler.Compiler().compile(transcribe_op, str(out))
     spec = yaml.safe_load(out.read_text())
     inputs = spec["root"]["inputDefinitions"]["parameters"]
-    assert inputs["shard"]["parameterType"] == "LIST"
+    assert inputs["shard_index"]["parameterType"] == "NUMBER_INTEGER"
+    shards = spec["root"]["inputDefinitions"]["artifacts"]["shards"]
+    assert shards["artifactType"]["schemaTitle"] == "system.Dataset"
     assert inputs["whisper_model"]["defaultValue"] == "tiny.en"
     assert inputs["language"]["defaultValue"] == "auto"
     assert inputs["beam_size"]["defaultValue"] == 5
@@ -52,14 +57,27 @@ def test_runs_under_kfp_local(
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really")
     shard = [str(audio_dir / CLIP), str(bad)]
-    items = [{"source": s, "name": Path(s).name, "etag": "e", "size": 1} for s in shard]
-    task = transcribe_op(shard=items, whisper_model=whisper_model, language="en")
+    shards = tmp_path / "shards.jsonl"
+    write_shards(shards, [[], [Item(s, Path(s).name, "e", 1) for s in shard]])
 
-    records = read_jsonl(task.outputs["transcripts"].path)
+    class Outputs(NamedTuple):
+        transcripts: dsl.Dataset
+        metrics: dsl.Metrics
+
+    @dsl.pipeline
+    def second_shard() -> Outputs:
+        plan = dsl.importer(artifact_uri=str(shards), artifact_class=dsl.Dataset)
+        task = transcribe_op(
+            shards=plan.output, shard_index=1, whisper_model=whisper_model, language="en"
+        )
+        return Outputs(task.outputs["transcripts"], task.outputs["metrics"])
+
+    run = second_shard()
+    records = read_jsonl(run.outputs["transcripts"].path)
     assert [r["source"] for r in records] == shard
     assert [r["status"] for r in records] == [OK, FAILED]
     assert "agenda" in records[0]["text"].lower()
-    metrics = task.outputs["metrics"].metadata
+    metrics = run.outputs["metrics"].metadata
     assert metrics["files"] == 2 and metrics["files_failed"] == 1
     assert metrics["audio_seconds"] == pytest.approx(6.395, abs=0.05)
     assert metrics["real_time_factor"] == pytest.approx(
@@ -72,11 +90,16 @@ def test_config_error_fails_the_task_and_writes_nothing(
 ) -> None:
     clip = tmp_path / "x.wav"
     clip.write_bytes(b"")
+    shards = tmp_path / "shards.jsonl"
+    write_shards(shards, [[Item(str(clip), "x.wav", "e")]])
+
+    @dsl.pipeline
+    def bad_model() -> None:
+        plan = dsl.importer(artifact_uri=str(shards), artifact_class=dsl.Dataset)
+        transcribe_op(shards=plan.output, shard_index=0, whisper_model="tiny-english")
+
     with pytest.raises(RuntimeError):
-        transcribe_op(
-            shard=[{"source": str(clip), "name": "x.wav", "etag": "e"}],
-            whisper_model="tiny-english",
-        )
+        bad_model()
     captured = capfd.readouterr()
     assert "whisper_model='tiny-english' is not a Whisper model name" in captured.out + captured.err
     assert not [p for p in local_runner.rglob("*") if p.is_file()], "nothing half-written"

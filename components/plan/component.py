@@ -8,10 +8,11 @@ from components.common.kfp_helpers import lightweight
 def plan(
     input_uri: str,
     manifest: Output[Dataset],
+    shards: Output[Dataset],
     output_uri: str = "",
     num_shards: int = 4,
     reprocess: bool = False,
-) -> list[list[dict]]:
+) -> list[int]:
     """List the input audio, skip finished inputs, split the rest into duration-balanced shards.
 
     Args:
@@ -21,14 +22,18 @@ def plan(
         reprocess: Process every input again, even those the ledger marks as finished.
 
     Returns:
-        Output: The shards (at least one, possibly empty), each a list of items
-            {source, name, etag, size}, heaviest file first.
+        Output: The shard indices 0 … K-1 (at least one shard, possibly empty): what the
+            pipeline loops over, a few bytes whatever the number of inputs.
+        shards: JSON Lines, one line per shard, {shard, items}: the items
+            {source, name, etag, size} of each shard, heaviest file first; each transcribe
+            and summarize task reads its own line.
         manifest: JSON Lines, one object per input (source, name, size, etag, duration_s,
             weight_s, shard, action: process or skip).
     """
     import logging
 
     from components.common.records import write_jsonl
+    from components.common.shards import write_shards
     from components.plan.planner import PlanOptions
     from components.plan.planner import plan as make_plan
 
@@ -36,7 +41,7 @@ def plan(
     options = PlanOptions(num_shards=num_shards, reprocess=reprocess)
     result = make_plan(input_uri, options, output_uri or None)
     write_jsonl(manifest.path, result.files)
-    return result.shard_dicts()
+    return write_shards(shards.path, result.shards)
 
 
 plan_op = lightweight(plan)

@@ -78,15 +78,11 @@ class Plan:
     """The shards (items per shard, heaviest file first) and every input file.
 
     There is always at least one shard, possibly empty, so a pipeline loop over the shards
-    never runs zero times.
+    never runs zero times (:mod:`components.common.shards` writes them for the stages).
     """
 
     shards: list[list[Item]]
     files: list[PlannedFile]
-
-    def shard_dicts(self) -> list[list[dict[str, Any]]]:
-        """The shards as JSON-able lists of item dicts (the plan component's output)."""
-        return [[item.to_dict() for item in shard] for shard in self.shards]
 
 
 def balance(weights: Sequence[float], num_shards: int) -> list[list[int]]:

@@ -15,7 +15,8 @@ def summarize(
     transcripts: Input[Dataset],
     summaries: Output[Dataset],
     metrics: Output[Metrics],
-    shard: Optional[list[dict]] = None,  # noqa: UP045 (KFP does not read X | None)
+    shards: Optional[Input[Dataset]] = None,  # noqa: UP045 (KFP does not read X | None)
+    shard_index: int = 0,
     output_uri: str = "",
     llm_endpoint: str = "http://llm-d-inference-gateway-istio.llm-d.svc.cluster.local/v1",
     llm_model: str = "Qwen/Qwen2.5-7B-Instruct",
@@ -35,8 +36,10 @@ def summarize(
 
     Args:
         transcripts: JSON Lines transcript records of one shard (transcripts.jsonl).
-        shard: The shard's items from the plan ({source, name, etag, size}); with
-            output_uri they key the stored summaries and the ledger.
+        shards: The plan's shard lists (JSON Lines, one line {shard, items} per shard);
+            with output_uri, this shard's items ({source, name, etag, size}) key the stored
+            summaries and the ledger. Without it nothing is stored or reused.
+        shard_index: Which shard of the plan this task summarizes (the loop's item).
         output_uri: Output prefix with the per-input summaries (summaries/<name>.json) and
             the ledger (_ledger/); empty: nothing is stored or reused.
         llm_endpoint: OpenAI-compatible base URL, ending in /v1 (the llm-d gateway).
@@ -55,7 +58,7 @@ def summarize(
             summary, model, ttft_s, latency_s, prompt_tokens, completion_tokens).
         metrics: Requests, failures, reused summaries, TTFT and latency p50/p95, token counts.
     """
-    from components.common.ledger import Item
+    from components.common.shards import read_shard
     from components.summarize.client import ClientOptions
     from components.summarize.engine import SummarizeOptions, run_summarize_step
 
@@ -70,7 +73,7 @@ def summarize(
         objective=llm_objective or None,
     )
     options = SummarizeOptions(client=client, max_input_tokens=max_input_tokens)
-    items = [Item.from_dict(entry) for entry in shard or []]
+    items = read_shard(shards.path, shard_index) if shards is not None else []
     values = run_summarize_step(
         transcripts.path, summaries.path, options, items, output_uri or None
     )

@@ -1,14 +1,15 @@
 """KFP wrapper of the transcription engine (thin: the work is in ``engine.py``)."""
 
-from kfp.dsl import Dataset, Metrics, Output
+from kfp.dsl import Dataset, Input, Metrics, Output
 
 from components.common.kfp_helpers import lightweight
 
 
 def transcribe(
-    shard: list[dict],
+    shards: Input[Dataset],
     transcripts: Output[Dataset],
     metrics: Output[Metrics],
+    shard_index: int = 0,
     output_uri: str = "",
     whisper_model: str = "tiny.en",
     language: str = "auto",
@@ -25,8 +26,10 @@ def transcribe(
     new transcripts are stored there one by one, so a retried task redoes only the rest.
 
     Args:
-        shard: Items of this shard from the plan: {source, name, etag, size}; the source is
-            an s3://bucket/key or an absolute local path.
+        shards: The plan's shard lists (JSON Lines, one line {shard, items} per shard); the
+            items are {source, name, etag, size}, the source an s3://bucket/key or an
+            absolute local path.
+        shard_index: Which shard of the plan this task transcribes (the loop's item).
         output_uri: Output prefix where per-input transcripts are stored
             (transcripts/<name>.json); empty: nothing is stored or reused.
         whisper_model: Whisper model name (tiny.en ... large-v3), checkpoint file path,
@@ -50,7 +53,7 @@ def transcribe(
     """
     import logging
 
-    from components.common.ledger import Item
+    from components.common.shards import read_shard
     from components.transcribe.engine import TranscribeOptions, run_transcribe_step
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -64,7 +67,7 @@ def transcribe(
         no_speech_threshold=no_speech_threshold,
         silence_threshold_db=silence_threshold_db,
     )
-    items = [Item.from_dict(entry) for entry in shard]
+    items = read_shard(shards.path, shard_index)
     values = run_transcribe_step(items, transcripts.path, options, output_uri or None)
     for name, value in values.items():
         metrics.log_metric(name, value)

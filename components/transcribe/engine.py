@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import whisper
-from whisper.model import ModelDimensions, Whisper
+from whisper.model import Whisper
 from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
 
 from components.common import audio, ledger, storage
 from components.common.errors import ConfigError, StorageError, UnsafeKeyError
 from components.common.ledger import TRANSCRIPTS_DIR, Item
 from components.common.records import FAILED, Segment, TranscriptRecord, write_jsonl
+from components.transcribe.weights import default_cache_dir, load_model
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,6 @@ SEGMENT_ENERGY_MARGIN_S = 0.5
 #: The batched decoder gets this many times ``batch_size`` files at once, so it can refill a
 #: finished file's row from the rest; their samples are all in memory meanwhile.
 BATCH_GROUP_FACTOR = 2
-
-
-def default_cache_dir() -> str:
-    """``$WHISPER_CACHE_DIR``, else openai-whisper's own default (``~/.cache/whisper``)."""
-    if os.environ.get("WHISPER_CACHE_DIR"):
-        return os.environ["WHISPER_CACHE_DIR"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "whisper")
 
 
 @dataclass
@@ -130,95 +122,6 @@ def resolve_options(options: TranscribeOptions) -> TranscribeOptions:
     device = resolve_device(options.device)
     fp16 = device.startswith("cuda") if options.fp16 is None else options.fp16
     return replace(options, device=device, fp16=fp16, language=normalize_language(options.language))
-
-
-def load_checkpoint(path: str | os.PathLike, device: str) -> Whisper:
-    """A Whisper model from an openai-whisper checkpoint file.
-
-    A checkpoint that carries ``alignment_heads_b85`` (as converted checkpoints do) gets
-    those word-alignment heads; openai-whisper would leave default heads for a file path.
-    """
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-        dims = ModelDimensions(**checkpoint["dims"])
-        model = Whisper(dims)
-        model.load_state_dict(checkpoint["model_state_dict"])
-    except Exception as e:  # any unreadable file is the same configuration problem
-        raise ConfigError(
-            f"whisper_model: {path} is not an openai-whisper checkpoint ({type(e).__name__}: {e})"
-        ) from e
-    heads = checkpoint.get("alignment_heads_b85")
-    if heads:
-        model.set_alignment_heads(heads.encode() if isinstance(heads, str) else heads)
-    return model.to(device)
-
-
-def fetch_checkpoint(uri: str, cache_dir: str | os.PathLike) -> Path:
-    """Download an ``s3://`` checkpoint into ``cache_dir/s3/<bucket>/<key>`` once.
-
-    A copy whose recorded ETag and size still match the object is reused, so a cache on a
-    volume serves every shard after the first.
-    """
-    bucket, key = storage.split_s3_uri(uri)
-    root = Path(cache_dir) / "s3" / bucket
-    info = next(
-        (o for o in storage.list_objects(uri) if storage.split_s3_uri(o.uri)[1] == key), None
-    )
-    if info is None:
-        raise ConfigError(f"whisper_model: no checkpoint object at {uri}")
-    dest = storage.safe_join(root, key)
-    marker = dest.with_name(dest.name + ".etag")
-    if (
-        dest.is_file()
-        and marker.is_file()
-        and marker.read_text() == info.etag
-        and dest.stat().st_size == info.size
-    ):
-        log.info("whisper_model %s: using the cached copy %s", uri, dest)
-        return dest
-    started = time.monotonic()
-    path = storage.download(uri, root)
-    marker.write_text(info.etag)
-    log.info(
-        "whisper_model %s: fetched %.1f MB in %.1f s",
-        uri,
-        info.size / 1e6,
-        time.monotonic() - started,
-    )
-    return path
-
-
-def load_model(spec: str, device: str | None = None, cache_dir: str | None = None) -> Whisper:
-    """Load Whisper from a model name, a checkpoint path or an ``s3://`` checkpoint URI.
-
-    Raises :class:`ConfigError` naming ``whisper_model`` for an unknown name, a missing or
-    unreadable file, or weights that can be neither found in the cache nor downloaded.
-    """
-    device = resolve_device(device)
-    cache_dir = cache_dir or default_cache_dir()
-    started = time.monotonic()
-    if storage.is_remote(spec):
-        model = load_checkpoint(fetch_checkpoint(spec, cache_dir), device)
-    elif spec in whisper.available_models():
-        try:
-            model = whisper.load_model(spec, device=device, download_root=cache_dir)
-        except OSError as e:  # urllib's URLError included: no network, no mirror
-            raise ConfigError(
-                f"whisper_model={spec!r}: weights not in the cache {cache_dir} "
-                f"(WHISPER_CACHE_DIR) and not downloadable ({e}); bake them into the image, "
-                "or give a checkpoint path or an s3:// URI"
-            ) from e
-    elif os.sep in spec or "/" in spec or spec.endswith(".pt"):
-        if not os.path.isfile(spec):
-            raise ConfigError(f"whisper_model: checkpoint file {spec} does not exist")
-        model = load_checkpoint(spec, device)
-    else:
-        raise ConfigError(
-            f"whisper_model={spec!r} is not a Whisper model name "
-            f"({', '.join(whisper.available_models())}), a checkpoint path or an s3:// URI"
-        )
-    log.info("loaded Whisper %s on %s in %.1f s", spec, device, time.monotonic() - started)
-    return model
 
 
 def decode_kwargs(options: TranscribeOptions) -> dict[str, Any]:
