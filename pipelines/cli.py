@@ -174,7 +174,9 @@ def _parser() -> argparse.ArgumentParser:
         help="process every input again, even those the output's ledger marks as finished",
     )
     r.add_argument(
-        "--retries", type=int, help="times a failed step runs again (default: the profile's, 2)"
+        "--retries",
+        type=int,
+        help="times a failed step runs again (default: the profile's, 2; the plan 0)",
     )
     r.add_argument(
         "--retry-backoff",
