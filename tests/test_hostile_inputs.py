@@ -411,9 +411,12 @@ def test_symlinks_are_recorded_under_the_link_name_or_skipped(
     os.symlink(outside / "real.wav", inp / "linked.wav")
     os.symlink(outside, inp / "folder-link")
     os.symlink(tmp_path / "missing.wav", inp / "broken.wav")
+    shutil.copy(speech["c"], os.fsdecode(bytes(inp) + b"/bad\xff.wav"))  # no UTF-8 name
     result = plan(str(inp), PlanOptions())
+    write_jsonl(tmp_path / "manifest.jsonl", result.files)  # every line is JSON text
     files = {f.name: f for f in result.files}
-    assert set(files) == {"a.wav", "linked.wav", "folder-link", "broken.wav"}
+    assert set(files) == {"a.wav", "linked.wav", "folder-link", "broken.wav", "bad\ufffd.wav"}
+    assert files["bad\ufffd.wav"].reason == "the path is not valid UTF-8"
     assert files["linked.wav"].source == str(inp / "linked.wav")  # not the target's path
     assert files["linked.wav"].action == PROCESS and files["linked.wav"].size > 0
     assert (files["folder-link"].action, files["folder-link"].reason) == (

@@ -283,7 +283,8 @@ class Unreadable:
 def _walk_local(root: Path) -> tuple[list[tuple[Path, os.stat_result]], list[Unreadable]]:
     """The files under ``root`` (symlinks to files included, under the link's own path) and
     the entries that are not read: symlinks to folders (never followed, so no loop and no
-    second copy of a tree), broken symlinks, other special files and unreadable folders."""
+    second copy of a tree), broken symlinks, other special files, unreadable folders and
+    paths that are not valid UTF-8 (named here with U+FFFD for the undecodable bytes)."""
     files: list[tuple[Path, os.stat_result]] = []
     unreadable: list[Unreadable] = []
 
@@ -298,6 +299,10 @@ def _walk_local(root: Path) -> tuple[list[tuple[Path, os.stat_result]], list[Unr
                 unreadable.append(Unreadable(link, "symlink to a folder (not followed)"))
         for name in names:
             path = Path(os.path.abspath(os.path.join(folder, name)))
+            printable = _utf8(str(path)).decode("utf-8", "replace")
+            if printable != str(path):  # records and shard items are JSON text
+                unreadable.append(Unreadable(printable, "the path is not valid UTF-8"))
+                continue
             try:
                 info = path.stat()
             except FileNotFoundError:
