@@ -21,7 +21,7 @@ from pathlib import Path
 from kfp import local
 
 import components
-from components.common import storage
+from components.common import ledger, storage
 from components.common.errors import ConfigError
 from components.common.whisper_settings import check_language
 from components.plan.planner import PlanOptions, holds_audio
@@ -62,6 +62,7 @@ def check_settings(params: PipelineDefaults) -> PipelineDefaults:
     if not holds_audio(params.input_uri, PlanOptions()):
         raise ConfigError(f"--input {params.input_uri} holds no audio files")
     if storage.is_remote(params.output_uri):
+        ledger.check_output_prefix(params.output_uri, "--output")
         storage.check_bucket(params.output_uri)
     elif Path(params.output_uri).is_file():
         raise ConfigError(f"--output {params.output_uri} is a file, not a folder")

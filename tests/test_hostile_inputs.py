@@ -135,6 +135,9 @@ def test_names_fit_local_and_s3_limits_and_never_collide() -> None:
             key = storage.split_s3_uri(uri)[1]
             assert len(key.encode()) <= storage.MAX_KEY_BYTES
             assert all(len(p.encode()) <= storage.MAX_COMPONENT_BYTES for p in key.split("/"))
+    ledger.check_output_prefix(out)  # 401 bytes: room enough
+    with pytest.raises(ConfigError, match=r"output_uri: the key prefix .* is 501 bytes"):
+        ledger.check_output_prefix(f"{out}/{'r' * 99}")
 
 
 @pytest.mark.slow

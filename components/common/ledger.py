@@ -12,8 +12,9 @@ repeated task overwrites instead of duplicating:
 
 Names fit every store: each path component at most :data:`NAME_COMPONENT_BYTES` bytes (so
 ``<name>.json`` fits the 255 bytes of a local file name) and the whole name at most
-:data:`NAME_BYTES` (so the keys above fit S3's 1,024 bytes under an output prefix of up to
-about 450 bytes). Longer ones are shortened deterministically (:func:`storage.fit_key`).
+:data:`NAME_BYTES` (so the keys above fit S3's 1,024 bytes under an output key prefix of up
+to :data:`OUTPUT_PREFIX_BYTES`, which :func:`check_output_prefix` enforces). Longer names
+are shortened deterministically (:func:`storage.fit_key`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ SKIP = "skip"
 NAME_COMPONENT_BYTES = storage.MAX_COMPONENT_BYTES - len(".json")
 #: Longest name: every key derived from it fits S3's 1,024 bytes under a long output prefix.
 NAME_BYTES = 512
+#: Longest key prefix of an S3 output: room left for ``/_ledger/<name>/<etag>.json``.
+OUTPUT_PREFIX_BYTES = 448
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,19 @@ def relative_name(source: str, input_uri: str) -> str:
     if "/".join(parts) == rel and ".." not in parts:
         return storage.fit_key(rel, NAME_COMPONENT_BYTES, NAME_BYTES)
     return storage.shorten(base, NAME_COMPONENT_BYTES, digest_of=source)
+
+
+def check_output_prefix(output_uri: str, setting: str = "output_uri") -> None:
+    """Raise :class:`ConfigError` naming ``setting`` when an S3 output prefix leaves too
+    little of the 1,024-byte key for the keys derived from names."""
+    if not storage.is_remote(output_uri):
+        return
+    size = len(storage.split_s3_uri(output_uri)[1].encode())
+    if size > OUTPUT_PREFIX_BYTES:
+        raise ConfigError(
+            f"{setting}: the key prefix of {output_uri[:60]}... is {size} bytes; at most "
+            f"{OUTPUT_PREFIX_BYTES} leave room for result keys within S3's 1,024 bytes"
+        )
 
 
 def result_uri(output_uri: str, stage_dir: str, name: str) -> str:

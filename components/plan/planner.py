@@ -249,6 +249,8 @@ def plan(input_uri: str, options: PlanOptions, output_uri: str | None = None) ->
     configuration mistake (wrong prefix), not an empty success. An input whose audio is all
     finished is no error: the plan has one empty shard.
     """
+    if output_uri:
+        ledger.check_output_prefix(output_uri)
     objects, unreadable = storage.list_input(input_uri)
     found, reasons = sort_inputs(objects, input_uri, options)
     not_audio = [
