@@ -55,6 +55,9 @@ def _run(cmd: list[str]) -> None:
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One spoken English WAV per sentence (espeak-ng, 16 kHz mono)."""
+    for tool in ("espeak-ng", "sox", "ffmpeg"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed (apt-get install {tool}; .ci/run does)")
     folder = tmp_path_factory.mktemp("speech")
     clips = {}
     for key, text in SENTENCES.items():
