@@ -63,6 +63,12 @@ install: $(VENV)/.installed ## create .venv and install the package with [dev]; 
 	    "(Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg)" >&2; \
 	  exit 1; \
 	fi
+	@# sox and espeak-ng make test clips; tests that need them skip where they are missing
+	@command -v sox >/dev/null && command -v espeak-ng >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    sox libsox-fmt-base espeak-ng; \
+	fi
 
 $(VENV)/.installed: setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
