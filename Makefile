@@ -59,7 +59,7 @@ install: $(VENV)/.installed ## create .venv and install the package with [dev]; 
 	@missing=(); \
 	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg); \
 	command -v espeak-ng >/dev/null || missing+=(espeak-ng); \
-	command -v sox >/dev/null || missing+=(sox); \
+	command -v sox >/dev/null || missing+=(sox libsox-fmt-base); \
 	command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/struct.proto ] || \
 	  missing+=(protobuf-compiler libprotobuf-dev); \
 	[ $${#missing[@]} = 0 ] && exit 0; \

@@ -117,11 +117,17 @@ def build_pipeline(profile: Profile):
             llm_model: Served model name of the summarizer.
             max_tokens: Longest summary, in tokens.
             max_concurrency: Summary requests in flight at once per shard.
-            reprocess: Process every input again, even those the output's ledger marks as
-                finished (by default a run processes only new and changed inputs).
+            reprocess: Process every input again with this run's settings: the ledger and
+                the stored per-input transcripts and summaries are not reused (by default a
+                run processes only new and changed inputs).
         """
         planned = plan_op(
-            input_uri=input_uri, output_uri=output_uri, num_shards=num_shards, reprocess=reprocess
+            input_uri=input_uri,
+            output_uri=output_uri,
+            num_shards=num_shards,
+            reprocess=reprocess,
+            whisper_model=whisper_model,
+            language=language,
         )
         _configure(planned, profile, "plan", "plan shards")
 
@@ -134,6 +140,7 @@ def build_pipeline(profile: Profile):
                 language=language,
                 beam_size=beam_size,
                 batch_size=batch_size,
+                reprocess=reprocess,
             )
             _configure(transcribed, profile, "transcribe", "transcribe shard")
             _queue(transcribed, profile)
@@ -148,6 +155,7 @@ def build_pipeline(profile: Profile):
                 llm_model=llm_model,
                 max_tokens=max_tokens,
                 max_concurrency=max_concurrency,
+                reprocess=reprocess,
             )
             _configure(summarized, profile, "summarize", "summarize shard")
             _queue(summarized, profile)

@@ -171,10 +171,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--reprocess",
         action="store_true",
-        help="process every input again, even those the output's ledger marks as finished",
+        help="transcribe and summarize every input again with these settings, even those the "
+        "output's ledger marks as finished (no stored result is reused)",
     )
     r.add_argument(
-        "--retries", type=int, help="times a failed step runs again (default: the profile's, 2)"
+        "--retries",
+        type=int,
+        help="times a failed step runs again (default: the profile's, 2; the plan 0)",
     )
     r.add_argument(
         "--retry-backoff",

@@ -21,8 +21,10 @@ from pathlib import Path
 from kfp import local
 
 import components
-from components.common import storage
+from components.common import ledger, storage
 from components.common.errors import ConfigError
+from components.common.whisper_settings import check_language
+from components.plan.planner import PlanOptions, holds_audio
 from pipelines.asr_summarize import build_pipeline
 from pipelines.profiles import PipelineDefaults, Profile
 
@@ -57,13 +59,15 @@ def check_settings(params: PipelineDefaults) -> PipelineDefaults:
     params = replace(
         params, input_uri=_absolute(params.input_uri), output_uri=_absolute(params.output_uri)
     )
-    if not storage.list_audio(params.input_uri):
+    if not holds_audio(params.input_uri, PlanOptions()):
         raise ConfigError(f"--input {params.input_uri} holds no audio files")
     if storage.is_remote(params.output_uri):
+        ledger.check_output_prefix(params.output_uri, "--output")
         storage.check_bucket(params.output_uri)
     elif Path(params.output_uri).is_file():
         raise ConfigError(f"--output {params.output_uri} is a file, not a folder")
     _check_whisper_model(params.whisper_model)
+    check_language(params.language, params.whisper_model, "--language", "--whisper-model")
     if not params.llm_endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"--llm-endpoint {params.llm_endpoint!r} is not an http(s) URL")
     for name, flag in _POSITIVE.items():

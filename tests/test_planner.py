@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from components.common import storage
 from components.common.errors import ConfigError
+from components.common.ledger import PROCESS, SKIP
 from components.plan.planner import PlanOptions, balance, lower_bound, makespan, plan
 
 weights_st = st.lists(st.floats(min_value=0.0, max_value=1e5, allow_nan=False), max_size=200)
@@ -84,19 +85,23 @@ def clip_dir(audio_dir: Path, tmp_path: Path) -> Path:
 
 
 def _check_plan(result, expected: dict[str, float], num_shards: int) -> None:
-    by_name = {Path(f.source).name: f for f in result.files}
+    skipped = {Path(f.source).name: f.reason for f in result.files if f.action == SKIP}
+    assert set(skipped) <= {"utt01_en-us_s175.txt"}  # the reference text, listed as skipped
+    assert all(r == "reference transcript of utt01_en-us_s175.wav" for r in skipped.values())
+    files = [f for f in result.files if f.action == PROCESS]
+    by_name = {Path(f.source).name: f for f in files}
     assert set(by_name) == set(expected)
     for name, duration in expected.items():
         assert by_name[name].duration_s == pytest.approx(duration, abs=0.2)
         assert by_name[name].weight_s == pytest.approx(duration, abs=0.2)
     flat = [it.source for shard in result.shards for it in shard]
-    assert sorted(flat) == sorted(f.source for f in result.files)
+    assert sorted(flat) == sorted(f.source for f in files)
     assert len(result.shards) == num_shards
     for index, shard in enumerate(result.shards):
         assert all(by_name[Path(it.source).name].shard == index for it in shard)
         weights = [by_name[Path(it.source).name].weight_s for it in shard]
         assert weights == sorted(weights, reverse=True)
-    weights = [f.weight_s for f in result.files]
+    weights = [f.weight_s for f in files]
     loads = [sum(by_name[Path(it.source).name].weight_s for it in shard) for shard in result.shards]
     assert max(loads) == pytest.approx(makespan(weights, balance(weights, num_shards)))
 
@@ -147,6 +152,7 @@ def test_plan_probes_s3_objects_through_presigned_urls(
     expected = {n: audio_manifest[n.rsplit(".", 1)[0] + ".wav"]["duration_s"] for n in CLIPS}
     result = plan(f"s3://{s3_bucket}/calls/", PlanOptions(num_shards=3))
     _check_plan(result, expected, num_shards=3)
+    assert len(result.files) == len(CLIPS)
     assert all(f.source.startswith(f"s3://{s3_bucket}/calls/") for f in result.files)
     assert all(f.etag for f in result.files)
 
@@ -167,8 +173,9 @@ def test_plan_component_under_kfp_local(clip_dir: Path, tmp_path: Path) -> None:
     manifest = [
         json.loads(line) for line in Path(task.outputs["manifest"].path).read_text().splitlines()
     ]
+    planned = [m for m in manifest if m["action"] == PROCESS]
     assert sorted(it.source for shard in shards for it in shard) == sorted(
-        m["source"] for m in manifest
+        m["source"] for m in planned
     )
-    assert {m["shard"] for m in manifest} == {0, 1}
-    assert len(manifest) == len(CLIPS)
+    assert {m["shard"] for m in planned} == {0, 1}
+    assert len(planned) == len(CLIPS) == len(manifest) - 1  # and the reference text, skipped

@@ -222,7 +222,7 @@ def test_bad_inputs_fail_alone_and_in_order(tmp_path, audio_dir, model, options)
     assert errors["empty.wav"] == "empty file (0 bytes)"
     assert errors["truncated.wav"].startswith("truncated")
     assert errors["notes.mp3"].startswith("not decodable as audio")
-    assert errors["notes.txt"].startswith("unsupported file type .txt")
+    assert errors["notes.txt"].startswith("not decodable as audio")  # the plan skips it
     assert errors["missing.wav"].startswith("not found")
     for error in errors.values():
         assert "\n" not in error and "Traceback" not in error

@@ -1,4 +1,4 @@
-"""Audio through ffmpeg and ffprobe: probe a duration, decode to 16 kHz mono, find silence.
+"""Audio through ffmpeg and ffprobe: probe streams, decode to 16 kHz mono, find silence.
 
 Decoding goes through the ``ffmpeg`` command line (as openai-whisper does), so every format
 ffmpeg reads works. Problems come back as :class:`AudioError` with one readable line (the
@@ -7,10 +7,14 @@ last line ffmpeg printed), never a wall of ffmpeg banner text.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import struct
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,33 +38,84 @@ def _last_line(stderr: bytes) -> str:
     return lines[-1] if lines else "no message"
 
 
-def probe_duration(path_or_url: str | os.PathLike, timeout_s: float = 60.0) -> float | None:
-    """The duration in seconds that ffprobe reads from a file or an HTTP(S) URL, else ``None``.
+@dataclass(frozen=True)
+class Probe:
+    """What ffprobe reads from a container's header.
 
-    Presigned S3 URLs work (ffprobe reads only what it needs). Unreadable input, a missing
-    duration or a timeout give ``None``; the caller decides what that means.
+    ``duration_s`` is the container's (its longest stream); ``audio_duration_s`` that of the
+    first audio stream where the container states one (an MP4's video track may run longer);
+    ``error`` is ffprobe's last line when it cannot read the input at all.
+    """
+
+    duration_s: float | None = None
+    audio_duration_s: float | None = None
+    audio_streams: int = 0
+    other_streams: int = 0
+    error: str | None = None
+
+    @property
+    def audio_s(self) -> float | None:
+        """Seconds of audio: the audio stream's, else the container's when it holds only audio."""
+        if self.audio_duration_s is not None:
+            return self.audio_duration_s
+        return self.duration_s if self.audio_streams and not self.other_streams else None
+
+
+def _seconds(value: Any) -> float | None:
+    """ffprobe's ``12.5`` or Matroska's ``00:00:12.500000000`` as seconds, else ``None``."""
+    text = str(value or "").strip()
+    try:
+        if ":" in text:
+            hours, minutes, seconds = text.split(":")
+            result = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        else:
+            result = float(text)
+    except ValueError:
+        return None
+    return result if result >= 0 and math.isfinite(result) else None
+
+
+def probe(path_or_url: str | os.PathLike, timeout_s: float = 60.0) -> Probe:
+    """Read the streams and durations of a file or an HTTP(S) URL with ffprobe.
+
+    Presigned S3 URLs work (ffprobe reads only what it needs). Input ffprobe cannot read, or a
+    timeout, gives a :class:`Probe` with ``error`` set and no streams.
     """
     cmd = [
         "ffprobe",
         "-v",
         "error",
         "-show_entries",
-        "format=duration",
+        "format=duration:stream=codec_type,duration:stream_tags=DURATION",
         "-of",
-        "default=noprint_wrappers=1:nokey=1",
+        "json",
         str(path_or_url),
     ]
     try:
         out = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
-        return None
+        return Probe(error=f"ffprobe took longer than {timeout_s:g} s")
     if out.returncode != 0:
-        return None
+        return Probe(error=_last_line(out.stderr).replace(str(path_or_url), "input"))
     try:
-        duration = float(out.stdout.decode().strip().splitlines()[0])
-    except (ValueError, IndexError):
-        return None
-    return duration if duration >= 0 else None
+        data = json.loads(out.stdout.decode("utf-8", "replace") or "{}")
+    except json.JSONDecodeError:
+        return Probe(error="ffprobe gave no readable answer")
+    streams = data.get("streams") or []
+    audio_streams = [s for s in streams if s.get("codec_type") == "audio"]
+    first = audio_streams[0] if audio_streams else {}
+    first_duration = first.get("duration") or (first.get("tags") or {}).get("DURATION")
+    return Probe(
+        duration_s=_seconds((data.get("format") or {}).get("duration")),
+        audio_duration_s=_seconds(first_duration),
+        audio_streams=len(audio_streams),
+        other_streams=len(streams) - len(audio_streams),
+    )
+
+
+def probe_duration(path_or_url: str | os.PathLike, timeout_s: float = 60.0) -> float | None:
+    """The container's duration in seconds that ffprobe reads (see :func:`probe`), else ``None``."""
+    return probe(path_or_url, timeout_s).duration_s
 
 
 def wav_declared_duration(path: str | os.PathLike) -> float | None:
@@ -94,8 +149,9 @@ def wav_declared_duration(path: str | os.PathLike) -> float | None:
 
 
 def _declared_duration(path: Path) -> float | None:
+    """The audio duration the header declares: the WAV header's, else the audio stream's."""
     declared = wav_declared_duration(path)
-    return declared if declared is not None else probe_duration(path)
+    return declared if declared is not None else probe(path).audio_s
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

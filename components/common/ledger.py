@@ -9,11 +9,16 @@ repeated task overwrites instead of duplicating:
 - ``<output>/_ledger/<name>/<etag>.json``: written LAST, once both records are ``ok`` and
   uploaded. The ETag (or size and mtime for local files) is part of the key, so a
   planner learns what is finished from one listing, and a changed object is processed again.
+
+Names fit every store: each path component at most :data:`NAME_COMPONENT_BYTES` bytes (so
+``<name>.json`` fits the 255 bytes of a local file name) and the whole name at most
+:data:`NAME_BYTES` (so the keys above fit S3's 1,024 bytes under an output key prefix of up
+to :data:`OUTPUT_PREFIX_BYTES`, which :func:`check_output_prefix` enforces). Longer names
+are shortened deterministically (:func:`storage.fit_key`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +39,12 @@ SUMMARIES_DIR = "summaries"
 #: ``action`` of a plan manifest line: processed by this run, or finished earlier.
 PROCESS = "process"
 SKIP = "skip"
+#: Longest path component of a name: ``<name>.json`` still fits 255 bytes.
+NAME_COMPONENT_BYTES = storage.MAX_COMPONENT_BYTES - len(".json")
+#: Longest name: every key derived from it fits S3's 1,024 bytes under a long output prefix.
+NAME_BYTES = 512
+#: Longest key prefix of an S3 output: room left for ``/_ledger/<name>/<etag>.json``.
+OUTPUT_PREFIX_BYTES = 448
 
 
 @dataclass(frozen=True)
@@ -58,12 +69,14 @@ class Item:
 
 
 def relative_name(source: str, input_uri: str) -> str:
-    """The key of ``source`` relative to the input prefix, as a safe relative POSIX path.
+    """The key of ``source`` relative to the input prefix, as a safe relative POSIX path that
+    fits every store (see the module docstring).
 
-    A key that cannot serve as a path as it is (``..`` or ``.`` components, empty segments
-    such as ``a//b.wav``) is named by its base name plus the first 8 hex digits of the SHA-1
-    of its whole URI: unique per key, the same in every run, and ending in no audio
-    extension, so no listed key has that name.
+    A name too long for a local file name or an S3 key is shortened to a prefix of it plus 16
+    hex digits of a SHA-256 (:func:`storage.fit_key`). A key that cannot serve as a path as it
+    is (``..`` or ``.`` components, empty segments such as ``a//b.wav``) is named by its base
+    name shortened the same way with the digest of its whole URI. Either is the same in every
+    run and never equals another input's name: kept names never end like shortened ones.
     """
     if storage.is_remote(source):
         _, key = storage.split_s3_uri(source)
@@ -77,11 +90,24 @@ def relative_name(source: str, input_uri: str) -> str:
         rel = os.path.relpath(path, root).replace(os.sep, "/") if path != root else ""
     base = PurePosixPath(source).name
     if not rel:  # the input is this one object
-        return base
+        return storage.fit_component(base, NAME_COMPONENT_BYTES)
     parts = PurePosixPath(rel).parts
     if "/".join(parts) == rel and ".." not in parts:
-        return rel
-    return f"{base}.{hashlib.sha1(source.encode()).hexdigest()[:8]}"
+        return storage.fit_key(rel, NAME_COMPONENT_BYTES, NAME_BYTES)
+    return storage.shorten(base, NAME_COMPONENT_BYTES, digest_of=source)
+
+
+def check_output_prefix(output_uri: str, setting: str = "output_uri") -> None:
+    """Raise :class:`ConfigError` naming ``setting`` when an S3 output prefix leaves too
+    little of the 1,024-byte key for the keys derived from names."""
+    if not storage.is_remote(output_uri):
+        return
+    size = len(storage.split_s3_uri(output_uri)[1].encode())
+    if size > OUTPUT_PREFIX_BYTES:
+        raise ConfigError(
+            f"{setting}: the key prefix of {output_uri[:60]}... is {size} bytes; at most "
+            f"{OUTPUT_PREFIX_BYTES} leave room for result keys within S3's 1,024 bytes"
+        )
 
 
 def result_uri(output_uri: str, stage_dir: str, name: str) -> str:
@@ -116,11 +142,7 @@ def finished(output_uri: str) -> set[tuple[str, str]]:
         return set()
     done: set[tuple[str, str]] = set()
     for obj in objects:
-        if remote:
-            rel = obj.uri[len(base) + 1 :]
-        else:
-            rel = os.path.relpath(obj.uri, os.path.realpath(base)).replace(os.sep, "/")
-        name, _, leaf = rel.rpartition("/")
+        name, _, leaf = _below(obj.uri, base).rpartition("/")
         if name and leaf.endswith(".json") and not leaf.startswith("."):
             done.add((name, leaf[: -len(".json")]))
     return done
@@ -158,6 +180,7 @@ def mark_finished(output_uri: str, item: Item) -> None:
 
     Entries of the same name at other ETags are removed afterwards: the stored records now
     belong to this version, so an object changed back to an old version is processed again.
+    Entries of other names below this one (``a.wav`` and ``a.wav/b.wav`` on S3) are kept.
     """
     entry = {
         "source": item.source,
@@ -170,8 +193,16 @@ def mark_finished(output_uri: str, item: Item) -> None:
     storage.write_text(current, json.dumps(entry), "application/json")
     folder, _, leaf = current.rpartition("/")
     for obj in storage.list_objects(folder + "/"):
-        if PurePosixPath(obj.uri.replace(os.sep, "/")).name != leaf:
+        rest = _below(obj.uri, folder)
+        if rest != leaf and "/" not in rest:  # deeper keys belong to names below this one
             storage.delete(obj.uri)
+
+
+def _below(uri: str, base: str) -> str:
+    """The part of a listed ``uri`` below the prefix or folder ``base``, with ``/``."""
+    if storage.is_remote(base):
+        return uri[len(base.rstrip("/")) + 1 :]
+    return os.path.relpath(uri, os.path.abspath(base)).replace(os.sep, "/")
 
 
 def load_results(

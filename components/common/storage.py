@@ -11,16 +11,21 @@ from pipeline parameters:
   exponential backoff from 0.5 s, about 30 s in all)
 
 Only the S3 API is used (no MinIO-only calls), so SeaweedFS, Ceph RGW or AWS S3 work too.
-Object keys are untrusted: :func:`safe_join` keeps every download inside its work folder.
+Object keys are untrusted: :func:`safe_join` keeps every download inside its work folder,
+and :func:`fit_key` makes keys derived from them fit the limits of local filesystems (255
+bytes per path component) and S3 (1,024 bytes per key).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import logging
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,9 +43,26 @@ from components.common.errors import ConfigError, StorageError, UnsafeKeyError
 log = logging.getLogger(__name__)
 
 S3_SCHEMES = ("s3://", "minio://")
-AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm", ".mp4")
+#: Extensions taken as audio without a look inside; other files count as audio when ffprobe
+#: finds an audio stream in them (the planner decides).
+AUDIO_EXTENSIONS = (
+    ".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".amr", ".3gp",
+    ".webm", ".mka", ".mp4", ".mov", ".mkv", ".wma", ".aif", ".aiff", ".caf", ".au",
+)  # fmt: skip
 #: Upload part size: objects above it go through the SDK's multipart path.
 PART_SIZE = 16 * 1024 * 1024
+#: Longest path component of local filesystems (ext4, XFS, Btrfs, APFS, NTFS), in bytes.
+MAX_COMPONENT_BYTES = 255
+#: Longest S3 object key, in bytes (AWS S3, MinIO).
+MAX_KEY_BYTES = 1024
+#: Longest path component of a downloaded copy: room for the SDK's ``.<etag>.part.minio``.
+DOWNLOAD_COMPONENT_BYTES = 160
+#: Hex digits of the SHA-256 in a shortened component (64 bits).
+DIGEST_CHARS = 16
+#: The longest extension a shortened component keeps, in bytes.
+MAX_EXTENSION_BYTES = 16
+#: What every shortened component ends in: ``~``, the digest, an optional extension.
+_SHORTENED = re.compile(rf"~[0-9a-f]{{{DIGEST_CHARS}}}(\.[^./]*)?\Z")
 
 _CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -119,6 +141,53 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 def _local(uri: str) -> Path:
     return Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")  # undecodable local names included
+
+
+def shorten(component: str, max_bytes: int, digest_of: str | None = None) -> str:
+    """``component`` cut to at most ``max_bytes`` bytes: a UTF-8-safe prefix of its stem, ``~``,
+    the first 16 hex digits of the SHA-256 of ``digest_of`` (default: ``component``), and its
+    extension (when at most 16 bytes). The same input gives the same name in every run.
+    """
+    extension = PurePosixPath(component).suffix
+    if len(_utf8(extension)) > MAX_EXTENSION_BYTES:
+        extension = ""
+    stem = component[: len(component) - len(extension)]
+    source = component if digest_of is None else digest_of
+    digest = hashlib.sha256(_utf8(source)).hexdigest()[:DIGEST_CHARS]
+    room = max_bytes - len(_utf8(extension)) - 1 - DIGEST_CHARS
+    prefix = _utf8(stem)[: max(room, 0)].decode("utf-8", "ignore")
+    return f"{prefix}~{digest}{extension}"
+
+
+def fit_component(component: str, max_bytes: int = MAX_COMPONENT_BYTES) -> str:
+    """``component`` itself when it fits in ``max_bytes`` and does not look shortened, else
+    :func:`shorten` of it.
+
+    Kept components never end like a shortened one (``~`` + 16 hex digits + extension), and
+    a shortened one carries the digest of the whole original, so two different components
+    never give the same result (short of a 64-bit SHA-256 collision).
+    """
+    if len(_utf8(component)) <= max_bytes and not _SHORTENED.search(component):
+        return component
+    return shorten(component, max_bytes)
+
+
+def fit_key(key: str, max_component_bytes: int, max_bytes: int) -> str:
+    """A relative key whose every component fits ``max_component_bytes`` and whose whole
+    length fits ``max_bytes``, unique per ``key`` (see :func:`fit_component`).
+
+    Components are fitted one by one, so the inputs of one long folder stay together; a key
+    still longer than ``max_bytes`` becomes one component: its base name shortened with the
+    digest of the whole key.
+    """
+    fitted = "/".join(fit_component(part, max_component_bytes) for part in key.split("/"))
+    if len(_utf8(fitted)) <= max_bytes:
+        return fitted
+    return shorten(key.rsplit("/", 1)[-1], min(max_component_bytes, max_bytes), digest_of=key)
 
 
 def safe_join(root: str | os.PathLike, key: str) -> Path:
@@ -203,30 +272,89 @@ def check_bucket(uri: str) -> None:
         raise ConfigError(f"bucket {bucket!r} of {uri} does not exist")
 
 
-def list_objects(prefix_uri: str) -> Iterator[ObjectInfo]:
-    """Every object under a prefix (S3) or every file under a folder (local), sorted by key."""
+@dataclass(frozen=True)
+class Unreadable:
+    """An entry of a local input folder that is no readable file, and why it is left out."""
+
+    uri: str
+    reason: str
+
+
+def _walk_local(root: Path) -> tuple[list[tuple[Path, os.stat_result]], list[Unreadable]]:
+    """The files under ``root`` (symlinks to files included, under the link's own path) and
+    the entries that are not read: symlinks to folders (never followed, so no loop and no
+    second copy of a tree), broken symlinks, other special files, unreadable folders and
+    paths that are not valid UTF-8 (named here with U+FFFD for the undecodable bytes)."""
+    files: list[tuple[Path, os.stat_result]] = []
+    unreadable: list[Unreadable] = []
+
+    def refused(error: OSError) -> None:
+        reason = f"unreadable: {error.strerror}"
+        unreadable.append(Unreadable(os.path.abspath(error.filename), reason))
+
+    for folder, dirs, names in os.walk(root, onerror=refused):
+        for name in dirs:
+            if os.path.islink(os.path.join(folder, name)):
+                link = os.path.abspath(os.path.join(folder, name))
+                unreadable.append(Unreadable(link, "symlink to a folder (not followed)"))
+        for name in names:
+            path = Path(os.path.abspath(os.path.join(folder, name)))
+            printable = _utf8(str(path)).decode("utf-8", "replace")
+            if printable != str(path):  # records and shard items are JSON text
+                unreadable.append(Unreadable(printable, "the path is not valid UTF-8"))
+                continue
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                unreadable.append(Unreadable(str(path), "broken symlink (its target is missing)"))
+                continue
+            except OSError as e:
+                unreadable.append(Unreadable(str(path), f"unreadable: {e.strerror}"))
+                continue
+            if stat.S_ISREG(info.st_mode):
+                files.append((path, info))
+            else:
+                unreadable.append(Unreadable(str(path), "not a regular file"))
+    return files, unreadable
+
+
+def list_input(prefix_uri: str) -> tuple[list[ObjectInfo], list[Unreadable]]:
+    """Every object under an input prefix (S3) or file under a folder (local), sorted by key,
+    and the local entries that are not read (see :func:`_walk_local`; none on S3).
+
+    A local file is named by its own path, a symlink by the link's path (never the target's).
+    """
     if is_remote(prefix_uri):
-        bucket, prefix = split_s3_uri(prefix_uri)
-        check_bucket(prefix_uri)
-        objects = _s3_call(
-            prefix_uri, lambda: list(client().list_objects(bucket, prefix=prefix, recursive=True))
-        )
-        for obj in sorted(objects, key=lambda o: o.object_name):
-            if not obj.is_dir:
-                yield ObjectInfo(
-                    f"s3://{bucket}/{obj.object_name}", obj.size or 0, (obj.etag or "").strip('"')
-                )
-        return
+        return list(list_objects(prefix_uri)), []
     root = _local(prefix_uri)
     if root.is_file():
-        files = [root]
+        found, unreadable = [(Path(os.path.abspath(root)), root.stat())], []
     elif root.is_dir():
-        files = sorted(p for p in root.rglob("*") if p.is_file())
+        found, unreadable = _walk_local(root)
     else:
         raise ConfigError(f"input {prefix_uri} does not exist")
-    for path in files:
-        stat = path.stat()
-        yield ObjectInfo(str(path.resolve()), stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}")
+    objects = [
+        ObjectInfo(str(path), info.st_size, f"{info.st_size}-{info.st_mtime_ns}")
+        for path, info in sorted(found, key=lambda f: str(f[0]))
+    ]
+    return objects, sorted(unreadable, key=lambda u: u.uri)
+
+
+def list_objects(prefix_uri: str) -> Iterator[ObjectInfo]:
+    """Every object under a prefix (S3) or every file under a folder (local), sorted by key."""
+    if not is_remote(prefix_uri):
+        yield from list_input(prefix_uri)[0]
+        return
+    bucket, prefix = split_s3_uri(prefix_uri)
+    check_bucket(prefix_uri)
+    objects = _s3_call(
+        prefix_uri, lambda: list(client().list_objects(bucket, prefix=prefix, recursive=True))
+    )
+    for obj in sorted(objects, key=lambda o: o.object_name):
+        if not obj.is_dir:
+            yield ObjectInfo(
+                f"s3://{bucket}/{obj.object_name}", obj.size or 0, (obj.etag or "").strip('"')
+            )
 
 
 def is_audio(uri: str) -> bool:
@@ -242,8 +370,9 @@ def list_audio(prefix_uri: str) -> list[ObjectInfo]:
 def download(uri: str, work_dir: str | os.PathLike) -> Path:
     """A local file with the object's content, streamed to disk (never whole in memory).
 
-    S3 objects land under ``work_dir`` at their key (untrusted keys are checked with
-    :func:`safe_join`); local paths are returned as they are, without a copy.
+    S3 objects land under ``work_dir`` at their key, each component shortened to
+    :data:`DOWNLOAD_COMPONENT_BYTES` when longer (:func:`fit_key`; untrusted keys are checked
+    with :func:`safe_join`); local paths are returned as they are, without a copy.
     """
     if not is_remote(uri):
         path = _local(uri)
@@ -251,7 +380,7 @@ def download(uri: str, work_dir: str | os.PathLike) -> Path:
             raise FileNotFoundError(f"no file {uri}")
         return path
     bucket, key = split_s3_uri(uri)
-    dest = safe_join(work_dir, key)
+    dest = safe_join(work_dir, fit_key(key, DOWNLOAD_COMPONENT_BYTES, MAX_KEY_BYTES))
     dest.parent.mkdir(parents=True, exist_ok=True)
     _s3_call(uri, client().fget_object, bucket, key, str(dest))
     return dest
@@ -260,7 +389,7 @@ def download(uri: str, work_dir: str | os.PathLike) -> Path:
 def _write_local(dest: Path, stream: BinaryIO) -> None:
     """Write ``stream`` to ``dest`` through a temporary file renamed into place."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
+    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False) as tmp:
         shutil.copyfileobj(stream, tmp)
     os.replace(tmp.name, dest)
 

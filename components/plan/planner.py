@@ -14,6 +14,13 @@ that is not or cannot be probed weighs its size converted to seconds with the me
 bytes-per-second of the probed files (or :attr:`PlanOptions.fallback_bytes_per_s` when none
 could be probed); the transcribe stage reports the file if it is broken.
 
+What is audio is decided by content, not only by name: an object with one of
+:data:`storage.AUDIO_EXTENSIONS` is audio (transcribe reports it if it is broken); any other
+is audio when ffprobe finds an audio stream in it (``.amr`` voice notes, ``.dat`` exports).
+Everything else under the input prefix is planned as ``skip`` with its reason (not audio, a
+reference transcript, a symlink to a folder, a broken symlink, ...): the manifest names every
+object, nothing is dropped silently.
+
 Incremental runs: with an output URI, inputs that the ledger there marks as finished at
 their current ETag (:mod:`components.common.ledger`, one listing) are planned as ``skip``
 and left out of the shards, unless ``reprocess`` is set; a changed object (new ETag) is
@@ -30,13 +37,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from components.common import ledger, storage
-from components.common.audio import probe_duration
+from components.common import audio, ledger, storage
 from components.common.errors import ConfigError, StorageError, UnsafeKeyError
 from components.common.ledger import PROCESS, SKIP, Item
 from components.common.storage import ObjectInfo
 
 log = logging.getLogger(__name__)
+
+#: ``reason`` of a manifest line skipped because the ledger marks the input as finished.
+FINISHED = "finished earlier at this ETag (ledger)"
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,8 @@ class PlanOptions:
     fallback_bytes_per_s: float = 32_000.0
     #: Process every input again, whatever the ledger says.
     reprocess: bool = False
+    #: Most objects without an audio extension that ffprobe looks into; the rest are skipped.
+    max_content_probes: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,8 @@ class PlannedFile:
     weight_s: float
     shard: int | None
     action: str = PROCESS
+    #: Why a ``skip`` line is skipped.
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,12 +151,9 @@ def plan_items(items: Sequence[Item], options: PlanOptions) -> Plan:
     """Probe (a sample of) the items' durations and balance the items onto shards."""
     sample = probe_sample(len(items), options.max_probes)
 
-    def probe(index: int) -> float | None:
-        try:
-            url = storage.presigned_url(items[index].source)
-        except (StorageError, UnsafeKeyError):  # weighed by size; transcribe reports it
-            return None
-        return probe_duration(url, timeout_s=options.probe_timeout_s)
+    def probe(index: int) -> float | None:  # unreadable: weighed by size; transcribe reports it
+        found = probe_source(items[index].source, options.probe_timeout_s)
+        return found.audio_s if found.audio_s is not None else found.duration_s
 
     durations: list[float | None] = [None] * len(items)
     with ThreadPoolExecutor(max_workers=max(1, options.probe_workers)) as pool:
@@ -161,38 +171,118 @@ def plan_items(items: Sequence[Item], options: PlanOptions) -> Plan:
     return Plan(shards=[[items[i] for i in shard] for shard in shard_indices], files=files)
 
 
+def probe_source(source: str, timeout_s: float) -> audio.Probe:
+    """ffprobe's view of an input (through a presigned URL for S3 objects)."""
+    try:
+        url = storage.presigned_url(source)
+    except (StorageError, UnsafeKeyError) as e:
+        return audio.Probe(error=f"not readable: {e}")
+    return audio.probe(url, timeout_s=timeout_s)
+
+
+def not_audio_reason(found: audio.Probe) -> str | None:
+    """Why a probed object is not audio, or ``None`` when it has an audio stream."""
+    if found.audio_streams:
+        return None
+    if found.error:
+        return f"not audio: ffprobe cannot read it ({found.error})"
+    if found.other_streams:
+        return "not audio: no audio stream (video or other streams only)"
+    return "not audio: no audio stream"
+
+
+def sort_inputs(
+    objects: Sequence[ObjectInfo], input_uri: str, options: PlanOptions
+) -> tuple[list[ObjectInfo], dict[str, str]]:
+    """The objects that are audio (see the module docstring), in listing order, and the
+    reason each other object is skipped, by URI."""
+    named = [o for o in objects if storage.is_audio(o.uri)]
+    stems = {o.uri.rpartition(".")[0]: o.uri for o in named}
+    reasons: dict[str, str] = {}
+    unknown = []
+    for o in objects:
+        if storage.is_audio(o.uri):
+            continue
+        stem, _, extension = o.uri.rpartition(".")
+        if extension == "txt" and stem in stems:
+            audio_name = ledger.relative_name(stems[stem], input_uri)
+            reasons[o.uri] = f"reference transcript of {audio_name}"
+        elif len(unknown) < options.max_content_probes:
+            unknown.append(o)
+        else:
+            reasons[o.uri] = (
+                f"not probed: more than {options.max_content_probes} files without an "
+                "audio extension"
+            )
+    with ThreadPoolExecutor(max_workers=max(1, options.probe_workers)) as pool:
+        probes = pool.map(lambda o: probe_source(o.uri, options.probe_timeout_s), unknown)
+        for o, found in zip(unknown, probes, strict=True):
+            reason = not_audio_reason(found)
+            if reason:
+                reasons[o.uri] = reason
+    return [o for o in objects if o.uri not in reasons], reasons
+
+
+def holds_audio(input_uri: str, options: PlanOptions) -> bool:
+    """Whether anything under ``input_uri`` is audio; probes only until the first is found."""
+    objects, _ = storage.list_input(input_uri)
+    return any(storage.is_audio(o.uri) for o in objects) or any(
+        probe_source(o.uri, options.probe_timeout_s).audio_streams for o in objects
+    )
+
+
 def to_items(objects: Sequence[ObjectInfo], input_uri: str) -> list[Item]:
     """The listed objects as items named relative to the input prefix."""
     return [Item(o.uri, ledger.relative_name(o.uri, input_uri), o.etag, o.size) for o in objects]
 
 
 def plan(input_uri: str, options: PlanOptions, output_uri: str | None = None) -> Plan:
-    """List the audio under ``input_uri`` (S3 prefix or local folder) and plan it.
+    """List everything under ``input_uri`` (S3 prefix or local folder) and plan its audio.
 
     With ``output_uri``, inputs its ledger marks as finished are planned as ``skip`` (see the
-    module docstring). Raises :class:`ConfigError` when the input holds no audio at all: a
-    run over nothing is a configuration mistake (wrong prefix), not an empty success. An
-    input whose audio is all finished is no error: the plan has one empty shard.
+    module docstring), and so is every object that is not audio, with its reason. Raises
+    :class:`ConfigError` when the input holds no audio at all: a run over nothing is a
+    configuration mistake (wrong prefix), not an empty success. An input whose audio is all
+    finished is no error: the plan has one empty shard.
     """
-    objects = storage.list_audio(input_uri)
-    if not objects:
-        raise ConfigError(f"input_uri {input_uri} holds no audio files")
-    items = to_items(objects, input_uri)
+    if output_uri:
+        ledger.check_output_prefix(output_uri)
+    objects, unreadable = storage.list_input(input_uri)
+    found, reasons = sort_inputs(objects, input_uri, options)
+    not_audio = [
+        PlannedFile(o.uri, ledger.relative_name(o.uri, input_uri), o.size, o.etag, None, 0.0,
+                    None, SKIP, reasons[o.uri])
+        for o in objects
+        if o.uri in reasons
+    ] + [
+        PlannedFile(u.uri, ledger.relative_name(u.uri, input_uri), 0, "", None, 0.0, None, SKIP,
+                    u.reason)
+        for u in unreadable
+    ]  # fmt: skip
+    for f in not_audio:
+        log.info("plan: skipping %s: %s", f.name, f.reason)
+    if not found:
+        example = f" ({len(not_audio)} skipped, e.g. {not_audio[0].name}: {not_audio[0].reason})"
+        raise ConfigError(
+            f"input_uri {input_uri} holds no audio files{example if not_audio else ''}"
+        )
+    items = to_items(found, input_uri)
     done = ledger.finished(output_uri) if output_uri and not options.reprocess else set()
     todo = [it for it in items if not ledger.is_finished(it, done)]
     result = plan_items(todo, options)
     skipped = [
-        PlannedFile(it.source, it.name, it.size, it.etag, None, 0.0, None, SKIP)
+        PlannedFile(it.source, it.name, it.size, it.etag, None, 0.0, None, SKIP, FINISHED)
         for it in items
         if ledger.is_finished(it, done)
     ]
     log.info(
-        "plan: %d inputs, %d to process in %d shard(s), %d finished earlier (skipped)",
+        "plan: %d inputs, %d to process in %d shard(s), %d finished earlier (skipped), "
+        "%d not audio (skipped)",
         len(items),
         len(todo),
         len(result.shards),
         len(skipped),
+        len(not_audio),
     )
-    order = {it.source: i for i, it in enumerate(items)}
-    files = sorted(result.files + skipped, key=lambda f: order[f.source])
+    files = sorted(result.files + skipped + not_audio, key=lambda f: f.source)
     return Plan(shards=result.shards, files=files)

@@ -31,6 +31,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from components.common import storage
 from components.common.errors import UnsafeKeyError
@@ -244,10 +245,12 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _links(row: FileRow) -> list[tuple[str, str]]:
+    """Relative links to a row's exported files, percent-encoded: a name such as
+    ``q?x=1#h.wav`` or ``%2e%2e/x.wav`` stays one path below the report."""
     if not row.transcribed:
         return []
     return [
-        (label, f"{folder}/{row.name}.{ext}")
+        (label, quote(f"{folder}/{row.name}.{ext}"))
         for label, folder, ext in (
             ("text", "text", "txt"),
             ("srt", "subtitles", "srt"),

@@ -27,6 +27,7 @@ def summarize(
     request_timeout_s: float = 300.0,
     max_retries: int = 5,
     llm_objective: str = "asr-summarization",
+    reprocess: bool = False,
 ):
     """Summarize every transcript with an LLM behind an llm-d inference gateway (OpenAI API).
 
@@ -52,6 +53,8 @@ def summarize(
         request_timeout_s: Longest one request attempt may take.
         max_retries: Retries of a request on 429/502/503/504 and connection errors.
         llm_objective: InferenceObjective for header x-gateway-inference-objective; empty: none.
+        reprocess: Summarize every transcript again with these settings; stored summaries
+            are not reused (each new one is still stored as soon as it is made).
 
     Returns:
         summaries: JSON Lines, one summary record per transcript (source, status, error,
@@ -75,7 +78,7 @@ def summarize(
     options = SummarizeOptions(client=client, max_input_tokens=max_input_tokens)
     items = read_shard(shards.path, shard_index) if shards is not None else []
     values = run_summarize_step(
-        transcripts.path, summaries.path, options, items, output_uri or None
+        transcripts.path, summaries.path, options, items, output_uri or None, reprocess
     )
     for name, value in values.items():
         metrics.log_metric(name, value)

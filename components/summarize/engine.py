@@ -338,20 +338,22 @@ def run_summarize_step(
     options: SummarizeOptions,
     shard: Sequence[Item] = (),
     output_uri: str | None = None,
+    reprocess: bool = False,
 ) -> dict[str, float]:
     """Read ``transcripts.jsonl``, write ``summaries.jsonl``, return the step's metrics.
 
     With ``output_uri`` and the shard's items: an input whose ``ok`` summary is stored there
-    at its current ETag is reused without a request; every new summary is stored as soon as
-    it is made; then the ledger marks each input whose transcript and summary are both
-    ``ok`` as finished (the ledger entry is written last).
+    at its current ETag is reused without a request (unless ``reprocess``: then every
+    transcript is summarized again); every new summary is stored as soon as it is made;
+    then the ledger marks each input whose transcript and summary are both ``ok`` as
+    finished (the ledger entry is written last).
     """
     start = time.perf_counter()
     transcripts = read_jsonl(transcripts_path)
     items = {it.source: it for it in shard} if output_uri else {}
     stored = [
         ledger.load_result(output_uri, SUMMARIES_DIR, items[t["source"]])
-        if t.get("source") in items and t.get("status") == OK
+        if t.get("source") in items and t.get("status") == OK and not reprocess
         else None
         for t in transcripts
     ]

@@ -19,6 +19,7 @@ def transcribe(
     condition_on_previous_text: bool = True,
     no_speech_threshold: float = 0.6,
     silence_threshold_db: float = -50.0,
+    reprocess: bool = False,
 ):
     """Transcribe a shard of audio files with OpenAI Whisper, loading the model once.
 
@@ -44,6 +45,8 @@ def transcribe(
             probability is silence.
         silence_threshold_db: Level (dBFS, measured above 250 Hz) below which audio is silence
             (no text); mains hum stays below it.
+        reprocess: Transcribe every input again with these settings; stored transcripts
+            are not reused (each new one is still stored as soon as it is made).
 
     Returns:
         transcripts: JSON Lines, one record per input file in input order (source, status,
@@ -68,7 +71,7 @@ def transcribe(
         silence_threshold_db=silence_threshold_db,
     )
     items = read_shard(shards.path, shard_index)
-    values = run_transcribe_step(items, transcripts.path, options, output_uri or None)
+    values = run_transcribe_step(items, transcripts.path, options, output_uri or None, reprocess)
     for name, value in values.items():
         metrics.log_metric(name, value)
 

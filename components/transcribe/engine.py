@@ -19,18 +19,17 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from whisper.model import Whisper
-from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
 
 from components.common import audio, ledger, storage
 from components.common.errors import ConfigError, StorageError, UnsafeKeyError
 from components.common.ledger import TRANSCRIPTS_DIR, Item
 from components.common.records import FAILED, Segment, TranscriptRecord, write_jsonl
+from components.common.whisper_settings import normalize_language
 from components.transcribe.weights import default_cache_dir, load_model
 
 log = logging.getLogger(__name__)
@@ -94,21 +93,6 @@ def resolve_device(device: str | None) -> str:
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def normalize_language(language: str | None) -> str | None:
-    """A Whisper language code, ``None`` for detection; unknown values raise ConfigError."""
-    if language is None or language.strip().lower() in ("", "auto"):
-        return None
-    value = language.strip().lower()
-    if value in LANGUAGES:
-        return value
-    if value in TO_LANGUAGE_CODE:
-        return TO_LANGUAGE_CODE[value]
-    raise ConfigError(
-        f"language={language!r} is not a Whisper language: use 'auto' or a code such as "
-        f"{', '.join(sorted(LANGUAGES)[:12])}, ..."
-    )
 
 
 def resolve_options(options: TranscribeOptions) -> TranscribeOptions:
@@ -244,12 +228,6 @@ def open_source(
             source, error, model=options.model, processing_s=round(time.monotonic() - started, 3)
         )
 
-    if not storage.is_audio(source):
-        suffix = Path(source).suffix or "(none)"
-        return failed(
-            f"unsupported file type {suffix}: audio files end in "
-            f"{', '.join(storage.AUDIO_EXTENSIONS)}"
-        )
     try:
         path = storage.download(source, work_dir)
     except FileNotFoundError as e:
@@ -420,11 +398,13 @@ def run_transcribe_step(
     transcripts_path: str | os.PathLike,
     options: TranscribeOptions,
     output_uri: str | None = None,
+    reprocess: bool = False,
 ) -> dict[str, float]:
     """The ``transcribe`` component's work: transcribe a shard, write JSONL, return metrics.
 
     With ``output_uri``, an input whose ``ok`` transcript is stored there at its current
-    ETag (:mod:`components.common.ledger`) is reused without being read, and every new
+    ETag (:mod:`components.common.ledger`) is reused without being read (unless
+    ``reprocess``: then every input is transcribed again with these options), and every new
     record is stored as soon as it is made, so a retried or repeated task redoes only the
     inputs without a stored result. The model is loaded only when some input needs it (an
     empty shard loads nothing). ``transcripts_path`` is written only at the end, whole.
@@ -433,7 +413,7 @@ def run_transcribe_step(
     items = list(shard)
     stored = (
         ledger.load_results(output_uri, TRANSCRIPTS_DIR, items)
-        if output_uri
+        if output_uri and not reprocess
         else [None] * len(items)
     )
     pending = {it.source: it for it, rec in zip(items, stored, strict=True) if rec is None}
