@@ -8,26 +8,54 @@ URI; the run's figures come back from its ``metrics.json``.
 
 Settings are checked before the first step starts, so a wrong one is a
 :class:`ConfigError` naming it (exit code 2) rather than a failed subprocess.
+
+Step processes: kfp.local has no hook for how it starts a step, so for the run
+:func:`run_step` takes the place of its ``run_local_subprocess``. Each step runs under
+:mod:`pipelines.step_guard` in its own process group, which is killed when this process
+dies (even by ``kill -9``); its output goes to :class:`pipelines.progress.Progress`.
+
+Temporary files: everything a run makes (kfp's pipeline root and workspace, the
+``tmp.XXXX/ephemeral_component.py`` every step writes, the steps' own temporary files via
+``TMPDIR``) lies in one ``kfp-asr-local-*`` folder of the system temp folder, removed when
+the run ends. A run that was killed cannot remove its folder: the next run removes every
+such folder whose owner process is gone, after killing what is left of its steps.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from kfp import local
+from kfp.local import subprocess_task_handler
 
 import components
 from components.common import storage
 from components.common.errors import ConfigError
 from pipelines.asr_summarize import build_pipeline
 from pipelines.profiles import PipelineDefaults, Profile
+from pipelines.progress import Progress
 
 #: Profile whose parameter defaults run-local starts from (kfp.local ignores the rest).
 LOCAL_PROFILE = "cpu"
+#: Name prefix of a run's folder in the system temp folder.
+TMP_PREFIX = "kfp-asr-local-"
+#: File in that folder naming its owner: ``PID START_TIME`` (start time as in /proc).
+OWNER_FILE = "owner"
+#: A folder without an owner file younger than this may be a run that is starting.
+_UNOWNED_GRACE_S = 60.0
 #: Settings that must be positive, with the command-line flag that sets them.
 _POSITIVE = {
     "num_shards": "--shards",
@@ -74,18 +102,164 @@ def check_settings(params: PipelineDefaults) -> PipelineDefaults:
     return params
 
 
-def run_local(profile: Profile, params: PipelineDefaults) -> dict[str, float | int]:
-    """Run the pipeline under kfp.local and return the run's metrics (``metrics.json``)."""
+def _start_time(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot), ``None`` if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_alive(folder: Path) -> bool:
+    """Whether the run that made ``folder`` is still running (unknown owner: a grace time)."""
+    try:
+        pid, started = (folder / OWNER_FILE).read_text().split()
+    except (OSError, ValueError):
+        try:
+            return time.time() - folder.stat().st_mtime < _UNOWNED_GRACE_S
+        except OSError:
+            return False
+    return _start_time(int(pid)) == started
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs (other than this one) whose command line contains ``text``."""
+    needle, found = text.encode(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def clean_stale_runs(temp_root: Path | None = None) -> list[Path]:
+    """Remove the folders of killed runs, killing their leftover step processes first.
+
+    Returns the folders removed. Only ``kfp-asr-local-*`` folders whose owner is gone are
+    touched; a leftover process is one whose command line names such a folder.
+    """
+    root = Path(temp_root or tempfile.gettempdir())
+    removed = []
+    for folder in sorted(root.glob(f"{TMP_PREFIX}*")):
+        if not folder.is_dir() or _owner_alive(folder):
+            continue
+        leftovers = _processes_mentioning(str(folder))
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while any(Path(f"/proc/{pid}").exists() for pid in leftovers):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+@contextlib.contextmanager
+def _run_folder() -> Iterator[Path]:
+    """This run's ``kfp-asr-local-*`` folder, owned by this process, removed at the end."""
+    folder = Path(tempfile.mkdtemp(prefix=TMP_PREFIX))
+    try:
+        (folder / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}")
+        (folder / "tmp").mkdir()
+        (folder / "workspace").mkdir()
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stage(command: list[str]) -> str:
+    """The KFP function a step command runs (``--function_to_execute NAME``)."""
+    for flag, value in itertools.pairwise(command):
+        if flag == "--function_to_execute":
+            return value
+    return "step"
+
+
+@contextlib.contextmanager
+def _steps_through(progress: Progress, tmp_dir: Path) -> Iterator[None]:
+    """Make kfp.local start every step with :func:`run_step` while the block runs."""
+    original = subprocess_task_handler.run_local_subprocess
+
+    def run_local_subprocess(full_command: list[str], env_vars: dict | None = None) -> int:
+        return run_step(full_command, env_vars, progress, tmp_dir)
+
+    subprocess_task_handler.run_local_subprocess = run_local_subprocess
+    try:
+        yield
+    finally:
+        subprocess_task_handler.run_local_subprocess = original
+
+
+def run_step(command: list[str], env_vars: dict | None, progress: Progress, tmp_dir: Path) -> int:
+    """Run one step command under the step guard; its output goes to ``progress``.
+
+    Args:
+        command: The step's command line as kfp.local builds it.
+        env_vars: Extra environment variables of the task.
+        progress: Where the step's output lines go.
+        tmp_dir: The step's ``TMPDIR`` (inside the run's folder).
+
+    Returns:
+        The step's exit status.
+    """
+    stage = _stage(command)
+    env = {**os.environ, **(env_vars or {}), "TMPDIR": str(tmp_dir)}
+    guarded = [sys.executable, "-m", "pipelines.step_guard", str(os.getpid()), "--", *command]
+    stream = progress.step_started(stage)
+    with subprocess.Popen(
+        guarded,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        env=env,
+    ) as process:
+        for line in process.stdout:
+            progress.step_line(stage, stream, line)
+        returncode = process.wait()
+    progress.step_ended(stage, returncode)
+    return returncode
+
+
+def run_local(
+    profile: Profile, params: PipelineDefaults, verbose: bool = False
+) -> dict[str, float | int]:
+    """Run the pipeline under kfp.local and return the run's metrics (``metrics.json``).
+
+    ``verbose`` shows every line of kfp.local and the steps (executor inputs included).
+    """
     params = check_settings(params)
+    clean_stale_runs()
     package_root = str(Path(components.__file__).resolve().parent.parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (package_root, os.environ.get("PYTHONPATH")) if p
     )
-    with tempfile.TemporaryDirectory(prefix="kfp-asr-local-") as tmp:
-        local.init(
-            local.SubprocessRunner(use_venv=False),
-            pipeline_root=str(Path(tmp) / "pipeline-root"),
-            raise_on_error=True,
-        )
-        build_pipeline(profile)(**asdict(params))
+    progress = Progress(sys.stdout, verbose)
+    try:
+        with (
+            warnings.catch_warnings(),
+            _run_folder() as folder,
+            _steps_through(progress, folder / "tmp"),
+            contextlib.redirect_stdout(progress.stdout_proxy()),
+        ):
+            if not verbose:  # kfp.local's notes on settings it ignores and on the image
+                warnings.filterwarnings("ignore", module=r"kfp\.local")
+            local.init(
+                local.SubprocessRunner(use_venv=False),
+                pipeline_root=str(folder / "pipeline-root"),
+                workspace_root=str(folder / "workspace"),
+                raise_on_error=True,
+            )
+            build_pipeline(profile)(**asdict(params))
+    finally:
+        progress.close()
     return json.loads(storage.read_text(storage.join(params.output_uri, "metrics.json")))
