@@ -54,8 +54,9 @@ LOCAL_PROFILE = "cpu"
 TMP_PREFIX = "kfp-asr-local-"
 #: File in that folder naming its owner: ``PID START_TIME`` (start time as in /proc).
 OWNER_FILE = "owner"
-#: A folder without an owner file younger than this may be a run that is starting.
-_UNOWNED_GRACE_S = 60.0
+#: A folder without an owner file (a run that is starting, or one of a version that wrote
+#: none) is left alone until it is this old and no process names it.
+_UNOWNED_GRACE_S = 24 * 3600.0
 #: Settings that must be positive, with the command-line flag that sets them.
 _POSITIVE = {
     "num_shards": "--shards",
@@ -117,9 +118,10 @@ def _owner_alive(folder: Path) -> bool:
         pid, started = (folder / OWNER_FILE).read_text().split()
     except (OSError, ValueError):
         try:
-            return time.time() - folder.stat().st_mtime < _UNOWNED_GRACE_S
+            young = time.time() - folder.stat().st_mtime < _UNOWNED_GRACE_S
         except OSError:
             return False
+        return young or bool(_processes_mentioning(str(folder)))
     return _start_time(int(pid)) == started
 
 

@@ -108,3 +108,31 @@ def test_kill_9_stops_the_steps_and_the_rerun_leaves_no_temp_files(
     [line] = [x for x in lines if x.startswith(CLIP.name) and "x real time" in x]
     assert "s audio" in line and line.endswith("ok")
     assert f"report: {out / 'report.html'}" in lines
+
+
+def test_clean_stale_runs_removes_only_dead_runs_and_kills_their_leftovers(tmp_path: Path):
+    from pipelines.local import OWNER_FILE, TMP_PREFIX, _start_time, clean_stale_runs
+
+    dead, alive, starting, other = (
+        tmp_path / f"{TMP_PREFIX}dead",
+        tmp_path / f"{TMP_PREFIX}alive",
+        tmp_path / f"{TMP_PREFIX}starting",
+        tmp_path / "kfp-workspace-x",
+    )
+    for folder in (dead, alive, starting, other):
+        (folder / "tmp").mkdir(parents=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    (dead / OWNER_FILE).write_text(f"{gone.stdout.strip()} 12345")
+    (alive / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}")
+    leftover = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)", str(dead / "tmp")]
+    )
+    try:
+        assert clean_stale_runs(tmp_path) == [dead]
+        assert leftover.wait(timeout=30) == -9
+    finally:
+        leftover.kill()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (alive, starting, other)
+    )
