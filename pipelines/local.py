@@ -104,7 +104,18 @@ def check_settings(params: PipelineDefaults) -> PipelineDefaults:
 
 
 def _start_time(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot), ``None`` if it is gone."""
+    """The start time of process ``pid`` (clock ticks since boot), ``None`` if it is gone.
+
+    Without ``/proc`` (macOS) a live process gets ``"0"``: PID reuse then goes unnoticed.
+    """
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "0"
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -128,8 +139,8 @@ def _owner_alive(folder: Path) -> bool:
 def _processes_mentioning(text: str) -> list[int]:
     """PIDs (other than this one) whose command line contains ``text``."""
     needle, found = text.encode(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for entry in Path("/proc").glob("[0-9]*"):
+        if int(entry.name) == os.getpid():
             continue
         try:
             if needle in (entry / "cmdline").read_bytes():
