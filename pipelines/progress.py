@@ -20,6 +20,7 @@ With ``verbose`` every line is shown as it comes, and the per-file lines too.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -150,7 +151,7 @@ class Progress:
                 if level in _VISIBLE_LEVELS:
                     self._print(f"{stage}: {level.lower()}: {msg}")
                 elif stage in self._bars:
-                    self._bars[stage].set_postfix_str(msg[:80], refresh=True)
+                    self._bars[stage].set_postfix_str(msg[:40], refresh=True)
 
     def _read(self, stage: str, msg: str) -> None:
         """Take the figures a progress line carries."""
@@ -202,7 +203,9 @@ class Progress:
             file=self.out,
             position=STAGES.index(stage) if stage in STAGES else None,
             leave=True,
-            dynamic_ncols=True,
+            # a terminal without a size (some ptys say 0 x 0) would hide every bar
+            ncols=shutil.get_terminal_size((100, 24)).columns,
+            nrows=shutil.get_terminal_size((100, 24)).lines,
         )
         return self._bars[stage]
 
