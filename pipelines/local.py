@@ -16,9 +16,8 @@ dies (even by ``kill -9``); its output goes to :class:`pipelines.progress.Progre
 
 Temporary files: everything a run makes (kfp's pipeline root and workspace, the
 ``tmp.XXXX/ephemeral_component.py`` every step writes, the steps' own temporary files via
-``TMPDIR``) lies in one ``kfp-asr-local-*`` folder of the system temp folder, removed when
-the run ends. A run that was killed cannot remove its folder: the next run removes every
-such folder whose owner process is gone, after killing what is left of its steps.
+``TMPDIR``) lies in one folder of :mod:`pipelines.run_folder`, removed when the run ends;
+the next run removes those of killed runs.
 """
 
 from __future__ import annotations
@@ -27,12 +26,8 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, replace
@@ -47,16 +42,10 @@ from components.common.errors import ConfigError
 from pipelines.asr_summarize import build_pipeline
 from pipelines.profiles import PipelineDefaults, Profile
 from pipelines.progress import Progress
+from pipelines.run_folder import clean_stale_runs, run_folder
 
 #: Profile whose parameter defaults run-local starts from (kfp.local ignores the rest).
 LOCAL_PROFILE = "cpu"
-#: Name prefix of a run's folder in the system temp folder.
-TMP_PREFIX = "kfp-asr-local-"
-#: File in that folder naming its owner: ``PID START_TIME`` (start time as in /proc).
-OWNER_FILE = "owner"
-#: A folder without an owner file (a run that is starting, or one of a version that wrote
-#: none) is left alone until it is this old and no process names it.
-_UNOWNED_GRACE_S = 24 * 3600.0
 #: Settings that must be positive, with the command-line flag that sets them.
 _POSITIVE = {
     "num_shards": "--shards",
@@ -101,91 +90,6 @@ def check_settings(params: PipelineDefaults) -> PipelineDefaults:
     if params.batch_size < 0:
         raise ConfigError(f"--batch-size must be 0 (auto) or more, got {params.batch_size}")
     return params
-
-
-def _start_time(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot), ``None`` if it is gone.
-
-    Without ``/proc`` (macOS) a live process gets ``"0"``: PID reuse then goes unnoticed.
-    """
-    if not Path("/proc/self/stat").exists():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return "0"
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _owner_alive(folder: Path) -> bool:
-    """Whether the run that made ``folder`` is still running (unknown owner: a grace time)."""
-    try:
-        pid, started = (folder / OWNER_FILE).read_text().split()
-    except (OSError, ValueError):
-        try:
-            young = time.time() - folder.stat().st_mtime < _UNOWNED_GRACE_S
-        except OSError:
-            return False
-        return young or bool(_processes_mentioning(str(folder)))
-    return _start_time(int(pid)) == started
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """PIDs (other than this one) whose command line contains ``text``."""
-    needle, found = text.encode(), []
-    for entry in Path("/proc").glob("[0-9]*"):
-        if int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def clean_stale_runs(temp_root: Path | None = None) -> list[Path]:
-    """Remove the folders of killed runs, killing their leftover step processes first.
-
-    Returns the folders removed. Only ``kfp-asr-local-*`` folders whose owner is gone are
-    touched; a leftover process is one whose command line names such a folder.
-    """
-    root = Path(temp_root or tempfile.gettempdir())
-    removed = []
-    for folder in sorted(root.glob(f"{TMP_PREFIX}*")):
-        if not folder.is_dir() or _owner_alive(folder):
-            continue
-        leftovers = _processes_mentioning(str(folder))
-        for pid in leftovers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10.0
-        while any(Path(f"/proc/{pid}").exists() for pid in leftovers):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
-
-
-@contextlib.contextmanager
-def _run_folder() -> Iterator[Path]:
-    """This run's ``kfp-asr-local-*`` folder, owned by this process, removed at the end."""
-    folder = Path(tempfile.mkdtemp(prefix=TMP_PREFIX))
-    try:
-        (folder / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}")
-        (folder / "tmp").mkdir()
-        (folder / "workspace").mkdir()
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stage(command: list[str]) -> str:
@@ -260,7 +164,7 @@ def run_local(
     try:
         with (
             warnings.catch_warnings(),
-            _run_folder() as folder,
+            run_folder() as folder,
             _steps_through(progress, folder / "tmp"),
             contextlib.redirect_stdout(progress.stdout_proxy()),
         ):

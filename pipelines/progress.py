@@ -86,7 +86,6 @@ class Progress:
         self._transcribed: dict[str, deque[_Transcribed]] = defaultdict(deque)
         self._kfp_visible = False
         self._kfp_buffer = ""
-        self.files_done = 0
 
     # ----------------------------------------------------------------- output
     def _print(self, text: str) -> None:
@@ -191,7 +190,6 @@ class Progress:
             status = "ok"
         audio = f"{t.audio_s:8.1f} s audio" if t.audio_s is not None else f"{'-':>8} s audio"
         rtf = f"{t.rtf:7.1f}x real time" if t.rtf is not None else f"{'-':>7}x real time"
-        self.files_done += 1
         self._print(f"{name:<40} {audio} {rtf}  {status}")
 
     def _bar(self, stage: str) -> tqdm:

@@ -111,7 +111,7 @@ def test_kill_9_stops_the_steps_and_the_rerun_leaves_no_temp_files(
 
 
 def test_clean_stale_runs_removes_only_dead_runs_and_kills_their_leftovers(tmp_path: Path):
-    from pipelines.local import OWNER_FILE, TMP_PREFIX, _start_time, clean_stale_runs
+    from pipelines.run_folder import OWNER_FILE, TMP_PREFIX, process_start_time, clean_stale_runs
 
     dead, alive, starting, other = (
         tmp_path / f"{TMP_PREFIX}dead",
@@ -124,7 +124,7 @@ def test_clean_stale_runs_removes_only_dead_runs_and_kills_their_leftovers(tmp_p
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     (dead / OWNER_FILE).write_text(f"{gone.stdout.strip()} 12345")
-    (alive / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}")
+    (alive / OWNER_FILE).write_text(f"{os.getpid()} {process_start_time(os.getpid())}")
     leftover = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(600)", str(dead / "tmp")]
     )
