@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.run_folder import OWNER_FILE, TMP_PREFIX, clean_stale_runs, process_start_time
 from tests.test_summarize_faults import MODEL, Reply, ScriptedServer, sequence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +112,6 @@ def test_kill_9_stops_the_steps_and_the_rerun_leaves_no_temp_files(
 
 
 def test_clean_stale_runs_removes_only_dead_runs_and_kills_their_leftovers(tmp_path: Path):
-    from pipelines.run_folder import OWNER_FILE, TMP_PREFIX, process_start_time, clean_stale_runs
-
     dead, alive, starting, other = (
         tmp_path / f"{TMP_PREFIX}dead",
         tmp_path / f"{TMP_PREFIX}alive",

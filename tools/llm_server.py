@@ -14,9 +14,10 @@ Threads and polling are chosen for a small shared machine, by measurement
 (``--threads 1``) that sleeps instead of spinning while it waits for work (``--poll 0``), as
 threads that spin-wait on each other crawl once another process takes a core. Weight
 repacking is off (``--no-repack``): with it this llama.cpp build crashes loading SmolLM2's
-Q4_1 weights on the CI machines' CPUs. ``stop`` ends the server that the PID file names (SIGTERM, then
-SIGKILL after 10 s) and removes the PID file; it does nothing when there is none. Standard
-library only.
+Q4_1 weights on the CI machines' CPUs.
+
+``stop`` ends the server that the PID file names (SIGTERM, then SIGKILL after 10 s) and
+removes the PID file; it does nothing when there is none. Standard library only.
 """
 
 from __future__ import annotations
