@@ -11,8 +11,9 @@ still answers is reused.
 
 Threads and polling are chosen for a small shared machine, by measurement
 (``bench/llm_server_settings.py``, figures in ``bench/RESULTS.md``): one generation thread
-(``--threads 1``) that sleeps instead of spinning while it waits for work (``--poll 0``), as
-threads that spin-wait on each other crawl once another process takes a core. Weight
+(``--threads 1``), as two threads wait for each other at every step and crawl (20x slower,
+polling or not) once another process takes a core; it sleeps instead of spinning while it
+waits for work (``--poll 0``). Weight
 repacking is off (``--no-repack``): with it this llama.cpp build crashes loading SmolLM2's
 Q4_1 weights on the CI machines' CPUs.
 
