@@ -93,6 +93,8 @@ test: install assets ## run the tests (fails when pytest collects none)
 	if [ $$rc = 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc
 
+# run-local ends with the files table (audio s, status, summary beginning) and the report's
+# path; llama-server runs with tools/llm_server.py's measured settings (one thread, no polling).
 demo: install assets ## transcribe and summarize samples/ into demo-output/
 	@set -euo pipefail; \
 	if [ -n '$(LLM_ENDPOINT)' ]; then \
@@ -104,8 +106,7 @@ demo: install assets ## transcribe and summarize samples/ into demo-output/
 	    --alias '$(LLM_MODEL)' --pid-file $(DEMO_PID_FILE) -- $(DEMO_SERVER_ARGS_$(DEMO_LLM))); \
 	fi; \
 	$(VENV)/bin/kfp-asr run-local --input $(DEMO_INPUT) --output $(DEMO_OUTPUT) \
-	  --whisper-model $(WHISPER_CKPT) --llm-endpoint "$$endpoint" --llm-model '$(LLM_MODEL)'; \
-	echo; echo "report: $(DEMO_OUTPUT)/report.html and $(DEMO_OUTPUT)/report.md"
+	  --whisper-model $(WHISPER_CKPT) --llm-endpoint "$$endpoint" --llm-model '$(LLM_MODEL)'
 
 lint: install ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .

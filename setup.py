@@ -28,6 +28,7 @@ setup(
         "requests>=2.31,<3",
         "minio>=7.2.7,<8",
         "PyYAML>=6,<7",
+        "tqdm>=4.66,<5",  # run-local's progress bars (openai-whisper needs it too)
     ],
     extras_require={
         "dev": [

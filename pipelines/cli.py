@@ -9,6 +9,7 @@ crashed, or the S3 endpoint stayed unreachable past its retries (the message nam
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from dataclasses import replace
@@ -67,15 +68,38 @@ def _run_local(args: argparse.Namespace) -> int:
         **overrides,
     )
     try:
-        metrics = run_local(profile, params)
+        metrics = run_local(profile, params, verbose=args.verbose)
     except RuntimeError as e:  # kfp.local: a step crashed; its log is above
         print(f"kfp-asr: run-local failed: {e}", file=sys.stderr)
         cause = storage_problem(params.output_uri)
         if cause:
             print(f"kfp-asr: error: {cause}", file=sys.stderr)
         return EXIT_STEP_CRASHED
-    print(", ".join(f"{k}={v}" for k, v in sorted(metrics.items())))
+    if args.verbose:
+        print(", ".join(f"{k}={v}" for k, v in sorted(metrics.items())))
+    print(run_summary(params.output_uri, metrics))
     return 0 if all_ok(metrics) else EXIT_FAILED_RECORDS
+
+
+def run_summary(output_uri: str, metrics: dict[str, float | int]) -> str:
+    """What ``run-local`` prints at the end: the files table, the headline, the report."""
+    from components.common import storage
+    from pipelines.progress import results_table
+
+    def records(name: str) -> list[dict]:
+        text = storage.read_text(storage.join(output_uri, name))
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    table = results_table(records("transcripts.jsonl"), records("summaries.jsonl"))
+    rtf = metrics.get("real_time_factor")
+    headline = (
+        f"{metrics['files_ok']} of {metrics['files_processed']} files ok, "
+        f"{metrics['files_failed']} failed, {metrics['files_skipped']} skipped (finished "
+        f"earlier); {metrics.get('audio_seconds', 0):.1f} s audio"
+        + (f" at {rtf:.1f}x real time" if rtf else "")
+    )
+    report = storage.join(output_uri, "report.html")
+    return f"\n{table}\n\n{headline}\nreport: {report}"
 
 
 def storage_problem(uri: str) -> str | None:
@@ -183,6 +207,11 @@ def _parser() -> argparse.ArgumentParser:
         "--retry-backoff",
         metavar="DURATION",
         help="first wait before a step runs again, e.g. 0s (default: 30s or 60s, doubling)",
+    )
+    r.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every line of kfp.local and the steps (executor inputs included)",
     )
     r.set_defaults(func=_run_local)
 

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -44,6 +44,7 @@ class Reply:
     drop: bool = False  # close the connection without answering
     pause_after: tuple[int, float] | None = None  # (event index, seconds) to pause after it
     done: bool = True  # end with ``data: [DONE]``
+    gap_s: float = 0.0  # pause before every event (a slow model)
 
 
 def good_events(text: str = "A short summary.") -> list[str]:
@@ -106,6 +107,8 @@ class ScriptedServer:
                 self._left = False
                 try:
                     self._answer(server.respond(body))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up on the stream
                 finally:
                     self._leave()
 
@@ -135,6 +138,7 @@ class ScriptedServer:
                         server.release.wait(30)
                         self.close_connection = True
                         return
+                    time.sleep(reply.gap_s)
                     self._chunk(f"data: {data}\n\n".encode())
                     if reply.pause_after and reply.pause_after[0] == i:
                         time.sleep(reply.pause_after[1])
@@ -256,6 +260,38 @@ def test_stalled_stream_times_out_and_is_retried(scripted):
     [rec] = summarize_records([transcript("a.wav")], opts)
     assert rec.status == OK and rec.summary == "A short summary."
     assert rec.attempts == 2 and len(server.chats) == 2
+
+
+def test_slow_stream_that_keeps_sending_is_not_cut(scripted):
+    """Tokens 0.3 s apart for longer than the silence limit: a slow stream, not a stall."""
+    server = scripted(sequence(Reply(events=good_events("one two three four five six"), gap_s=0.3)))
+    opts = options(server.endpoint, max_retries=2, read_timeout_s=1.0)
+    [rec] = summarize_records([transcript("a.wav")], opts)
+    assert rec.status == OK and rec.summary == "one two three four five six"
+    assert rec.latency_s > opts.client.read_timeout_s and len(server.chats) == 1
+
+
+def test_token_drip_fails_at_the_transcript_budget_and_keeps_the_partial_text(scripted):
+    """The "one token every 20 s" LLM, scaled down: it would stream for 400 s.
+
+    Each gap is well under the silence limit, so only summary_timeout_s can end it: one
+    request, no retry from zero, a failed record that names the bound and keeps the text.
+    """
+    drip = Reply(events=good_events(" ".join(f"w{i}" for i in range(2000))), gap_s=0.2)
+    server = scripted(sequence(drip))
+    opts = replace(options(server.endpoint, max_retries=3), summary_timeout_s=1.5)
+    [rec] = summarize_records([transcript("a.wav")], opts)
+    assert rec.status == FAILED
+    assert "not summarized within summary_timeout_s=1.5 s" in rec.error
+    assert rec.summary.startswith("w0 w1") and len(server.chats) == 1
+
+
+def test_retries_stop_at_the_transcript_budget(scripted):
+    server = scripted(sequence(Reply(503, headers={"Retry-After": "1"})))
+    opts = options(server.endpoint, max_retries=50, backoff_max_s=1.0)
+    [rec] = summarize_records([transcript("a.wav")], replace(opts, summary_timeout_s=2.5))
+    assert rec.status == FAILED and "summary_timeout_s=2.5 s" in rec.error
+    assert "HTTP 503" in rec.error and 2 <= len(server.chats) <= 4
 
 
 def test_stream_cut_before_done_is_retried(scripted):

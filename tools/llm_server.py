@@ -7,9 +7,18 @@
 ``start`` runs the server on 127.0.0.1 in its own session, waits until ``GET /v1/models``
 answers 200, writes the PID file and prints the endpoint (``http://127.0.0.1:PORT/v1``) as the
 only line on stdout. ``--port 0`` picks a free port. A server that the PID file names and that
-still answers is reused. ``stop`` ends the server that the PID file names (SIGTERM, then
-SIGKILL after 10 s) and removes the PID file; it does nothing when there is none. Standard
-library only.
+still answers is reused.
+
+Threads and polling are chosen for a small shared machine, by measurement
+(``bench/llm_server_settings.py``, figures in ``bench/RESULTS.md``): one generation thread
+(``--threads 1``), as two threads wait for each other at every step and crawl (20x slower,
+polling or not) once another process takes a core; it sleeps instead of spinning while it
+waits for work (``--poll 0``). Weight
+repacking is off (``--no-repack``): with it this llama.cpp build crashes loading SmolLM2's
+Q4_1 weights on the CI machines' CPUs.
+
+``stop`` ends the server that the PID file names (SIGTERM, then SIGKILL after 10 s) and
+removes the PID file; it does nothing when there is none. Standard library only.
 """
 
 from __future__ import annotations
@@ -85,6 +94,9 @@ def start(args: argparse.Namespace) -> int:
         str(args.parallel),
         "-t",
         str(args.threads),
+        "--poll",
+        str(args.poll),
+        "--no-repack",
         "--no-webui",
         *extra,
     ]
@@ -152,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--log", type=Path, help="server log (default: PID file with .log)")
     up.add_argument("--ctx-size", type=int, default=4 * 4096, help="total, split over slots")
     up.add_argument("--parallel", type=int, default=4, help="parallel slots")
-    up.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    up.add_argument("--threads", type=int, default=1, help="generation threads")
+    up.add_argument(
+        "--poll", type=int, default=0, help="0: threads sleep while they wait (0-100: spin)"
+    )
     up.add_argument("extra", nargs=argparse.REMAINDER, help="-- then more llama-server args")
     up.set_defaults(run=start)
     down = commands.add_parser("stop", help="stop the server the PID file names")

@@ -11,6 +11,13 @@ answers 429 when it sheds load and 503 when no endpoint is ready. Any other erro
 final; a 400 that says the prompt is over the model's context raises
 :class:`ContextOverflowError` so that the caller can split the input.
 
+Deadlines: a stream is given up only when it falls silent for ``read_timeout_s`` (no byte
+between two tokens, or before the first): a slow stream whose tokens keep arriving is not an
+error and is never restarted. The caller's optional ``deadline`` (the summarize engine's
+budget for one transcript) bounds everything, retries included: past it, the request fails
+with :class:`DeadlineError`, which keeps the text streamed so far and is not retried. The
+check runs at every line of the stream, so the overshoot is at most one token gap.
+
 The optional API key is read from the environment variable named by ``api_key_env``
 (``LLM_API_KEY``, filled from a Secret) and sent as a Bearer token; it is never logged.
 """
@@ -72,9 +79,10 @@ T = TypeVar("T")
 class ClientOptions:
     """Where and how to call the OpenAI-compatible endpoint.
 
-    ``timeout_s`` bounds one attempt from sending to the last byte; ``read_timeout_s`` bounds
-    the silence between two bytes (a stalled stream); ``max_retries`` is the number of retries
-    after the first attempt, so a request is sent at most ``max_retries + 1`` times.
+    ``read_timeout_s`` bounds the silence between two bytes of an answer (before the first
+    token too): a stalled stream is cut and retried, a slow one that keeps sending is not;
+    ``max_retries`` is the number of retries after the first attempt, so a request is sent at
+    most ``max_retries + 1`` times.
     """
 
     endpoint: str = DEFAULT_ENDPOINT
@@ -82,7 +90,6 @@ class ClientOptions:
     max_tokens: int = 256
     temperature: float = 0.0
     max_concurrency: int = 8
-    timeout_s: float = 300.0
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
     max_retries: int = 5
@@ -139,6 +146,14 @@ class LLMError(Exception):
     def __str__(self) -> str:
         text = super().__str__()
         return f"{text} (after {self.attempts} attempts)" if self.attempts > 1 else text
+
+
+class DeadlineError(LLMError):
+    """The caller's deadline passed; ``partial`` is the answer text streamed until then."""
+
+    def __init__(self, message: str, partial: str = "") -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class ContextOverflowError(LLMError):
@@ -277,8 +292,12 @@ class ChatClient:
 
         return self._with_retries(attempt)
 
-    def chat(self, messages: list[dict[str, str]]) -> ChatResult:
-        """Send one streamed chat completion and measure it; retries as documented above."""
+    def chat(self, messages: list[dict[str, str]], deadline: float | None = None) -> ChatResult:
+        """Send one streamed chat completion and measure it; retries as documented above.
+
+        ``deadline`` is a :func:`time.monotonic` time after which the request, retries
+        included, raises :class:`DeadlineError` instead of going on.
+        """
         body = {
             "model": self.options.model,
             "messages": messages,
@@ -288,12 +307,16 @@ class ChatClient:
             "stream_options": {"include_usage": True},
         }
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        return self._with_retries(lambda number: self._stream_once(payload, number))
+        return self._with_retries(
+            lambda number: self._stream_once(payload, number, deadline), deadline
+        )
 
-    def _with_retries(self, attempt: Callable[[int], T]) -> T:
+    def _with_retries(self, attempt: Callable[[int], T], deadline: float | None = None) -> T:
         """Run ``attempt(number)`` (holding one concurrency slot) with the retry policy."""
         retries = 0
         while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineError("the deadline passed before the request was sent")
             try:
                 with self._slots:
                     return attempt(retries + 1)
@@ -316,6 +339,8 @@ class ChatClient:
             delay = backoff_delay(
                 retries, self.options.backoff_base_s, self.options.backoff_max_s, error.retry_after
             )
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                raise DeadlineError(f"no time left for retry {retries}: {error}") from error
             log.warning(
                 "LLM request failed (%s); retry %d/%d in %.2f s",
                 error.status or "no answer",
@@ -325,16 +350,18 @@ class ChatClient:
             )
             time.sleep(delay)
 
-    def _stream_once(self, payload: bytes, number: int) -> ChatResult:
-        """One attempt: send, then read the SSE stream to its end."""
+    def _stream_once(self, payload: bytes, number: int, deadline: float | None) -> ChatResult:
+        """One attempt: send, then read the SSE stream to its end (or to ``deadline``)."""
         opts = self.options
         sent = time.perf_counter()
-        deadline = sent + opts.timeout_s
+        read_timeout = opts.read_timeout_s
+        if deadline is not None:  # a silence cannot outlast the deadline either
+            read_timeout = max(0.01, min(read_timeout, deadline - time.monotonic()))
         response = self._session.post(
             f"{self._url}/chat/completions",
             data=payload,
             headers={"Content-Type": "application/json"},
-            timeout=(opts.connect_timeout_s, min(opts.read_timeout_s, opts.timeout_s)),
+            timeout=(opts.connect_timeout_s, read_timeout),
             stream=True,
         )
         with response:
@@ -346,18 +373,25 @@ class ChatClient:
             return self._read_events(response, sent, deadline, number)
 
     def _read_events(
-        self, response: requests.Response, sent: float, deadline: float, number: int
+        self, response: requests.Response, sent: float, deadline: float | None, number: int
     ) -> ChatResult:
         """Parse ``data:`` events up to ``[DONE]``; record TTFT at the first content token."""
         parts: list[str] = []
         ttft: float | None = None
         model = finish = usage = None
         done = False
-        for line in response.iter_lines(chunk_size=4096):
-            if time.perf_counter() > deadline:
-                raise LLMError(
-                    f"request exceeded timeout_s={self.options.timeout_s}", retryable=True
-                )
+        lines = response.iter_lines(chunk_size=4096)
+        while True:
+            try:
+                line = next(lines, None)
+            except requests.RequestException as e:  # silent past the read timeout, or cut
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise self._late(parts, sent) from e
+                raise
+            if line is None:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise self._late(parts, sent)
             if not line.startswith(b"data:"):
                 continue  # blank separators, comments (":"), event:/id:/retry: fields
             data = line[5:].strip()
@@ -395,4 +429,13 @@ class ChatClient:
             completion_tokens=usage.get("completion_tokens"),
             cached_tokens=details.get("cached_tokens"),
             attempts=number,
+        )
+
+    @staticmethod
+    def _late(parts: list[str], sent: float) -> DeadlineError:
+        """The error for a deadline that passed while an answer streamed."""
+        return DeadlineError(
+            f"the deadline passed while the answer streamed ({len(parts)} pieces in "
+            f"{time.perf_counter() - sent:.0f} s)",
+            partial="".join(parts),
         )

@@ -24,7 +24,8 @@ def summarize(
     max_concurrency: int = 8,
     max_input_tokens: int = 6144,
     temperature: float = 0.0,
-    request_timeout_s: float = 300.0,
+    summary_timeout_s: float = 900.0,
+    token_timeout_s: float = 60.0,
     max_retries: int = 5,
     llm_objective: str = "asr-summarization",
     reprocess: bool = False,
@@ -50,7 +51,11 @@ def summarize(
         max_input_tokens: Prompt budget of one request; longer transcripts are map-reduced.
             Keep max_input_tokens + max_tokens within the server's context.
         temperature: Sampling temperature (0 for repeatable summaries).
-        request_timeout_s: Longest one request attempt may take.
+        summary_timeout_s: Longest the summary of one transcript may take, all its requests
+            and retries together; past it the summary fails with the reason and keeps the
+            text streamed so far. A stream that keeps sending is not cut before it.
+        token_timeout_s: Longest silence between two tokens of an answer (and before the
+            first) before the stream counts as stalled and is retried.
         max_retries: Retries of a request on 429/502/503/504 and connection errors.
         llm_objective: InferenceObjective for header x-gateway-inference-objective; empty: none.
         reprocess: Summarize every transcript again with these settings; stored summaries
@@ -71,11 +76,13 @@ def summarize(
         max_tokens=max_tokens,
         temperature=temperature,
         max_concurrency=max_concurrency,
-        timeout_s=request_timeout_s,
+        read_timeout_s=token_timeout_s,
         max_retries=max_retries,
         objective=llm_objective or None,
     )
-    options = SummarizeOptions(client=client, max_input_tokens=max_input_tokens)
+    options = SummarizeOptions(
+        client=client, max_input_tokens=max_input_tokens, summary_timeout_s=summary_timeout_s
+    )
     items = read_shard(shards.path, shard_index) if shards is not None else []
     values = run_summarize_step(
         transcripts.path, summaries.path, options, items, output_uri or None, reprocess

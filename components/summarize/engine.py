@@ -6,7 +6,15 @@ Every transcript record yields exactly one summary record, in input order:
 - an empty transcript (silence) gives an empty ``ok`` summary without any LLM call;
 - a transcript within ``max_input_tokens`` is one request; a longer one is split on segment
   boundaries and map-reduced; a 400 for context overflow halves the budget and splits again;
-- an LLM error after the allowed retries gives a failed summary with the reason.
+- an LLM error after the allowed retries gives a failed summary with the reason;
+- a transcript not summarized within ``summary_timeout_s`` (all its requests and retries
+  together) gives a failed summary that says so and keeps the text streamed until then.
+
+Deadlines: a stream that keeps sending is never cut (the client gives up only after
+``read_timeout_s`` of silence); ``summary_timeout_s`` bounds the whole work on one
+transcript (waits for a request slot, retries and map-reduce steps included), overshooting by
+at most one token gap. A step of ``n`` transcripts therefore ends within
+``ceil(n / max_concurrency) * (summary_timeout_s + read_timeout_s)``.
 
 Record timing: ``ttft_s`` is the time to first token of the request that wrote the summary
 (the reduce request for a map-reduce), ``latency_s`` the wall time of the whole transcript,
@@ -15,6 +23,7 @@ retries and map steps included; token counts are sums over its requests.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -34,6 +43,7 @@ from components.summarize.client import (
     ChatResult,
     ClientOptions,
     ContextOverflowError,
+    DeadlineError,
     LLMError,
 )
 from components.summarize.prompts import (
@@ -63,12 +73,15 @@ class SummarizeOptions:
     material): keep ``max_input_tokens + client.max_tokens`` within the server's context
     (vLLM ``--max-model-len``). ``bytes_per_token`` sets the conservative token estimate.
     ``check_model`` asks ``GET /models`` first, so an unknown model is a configuration error.
+    ``summary_timeout_s`` bounds the work on one transcript (every request, retry and
+    map-reduce step of it); a slow stream inside it is not an error.
     """
 
     client: ClientOptions = field(default_factory=ClientOptions)
     max_input_tokens: int = 6144
     bytes_per_token: float = 3.0
     check_model: bool = True
+    summary_timeout_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.client.max_concurrency < 1:
@@ -83,6 +96,8 @@ class SummarizeOptions:
             raise ConfigError(
                 f"max_input_tokens must be at least {MIN_INPUT_TOKENS}, got {self.max_input_tokens}"
             )
+        if self.summary_timeout_s <= 0:
+            raise ConfigError(f"summary_timeout_s must be positive, got {self.summary_timeout_s}")
         if self.bytes_per_token <= 0:
             raise ConfigError(f"bytes_per_token must be positive, got {self.bytes_per_token}")
         room = material_budget(self.max_input_tokens, Kind.REDUCE, self.bytes_per_token)
@@ -121,10 +136,11 @@ class _Job:
         self.chunks = 0
         self.rejected = 0  # attempts refused for context overflow
         self.bytes_per_token = options.bytes_per_token  # lowered by overflow answers
+        self.deadline = time.monotonic() + options.summary_timeout_s
         self._lock = threading.Lock()
 
     def call(self, kind: Kind, material: str) -> ChatResult:
-        result = self.client.chat(build_messages(kind, material))
+        result = self.client.chat(build_messages(kind, material), self.deadline)
         with self._lock:
             self.results.append(result)
             self.chunks += kind is not Kind.REDUCE
@@ -214,6 +230,18 @@ def _summarize_one(
     start = time.perf_counter()
     try:
         final = job.summarize(pieces, Kind.WHOLE, options.max_input_tokens)
+    except DeadlineError as e:
+        log.warning("summary of %s stopped at summary_timeout_s: %s", source, e)
+        return SummaryResult.failed(
+            source,
+            f"not summarized within summary_timeout_s={options.summary_timeout_s:g} s: {e}",
+            summary=e.partial.strip(),
+            model=options.client.model,
+            latency_s=time.perf_counter() - start,
+            requests=len(job.results),
+            attempts=sum(r.attempts for r in job.results) + job.rejected + e.attempts,
+            chunks=job.chunks,
+        )
     except LLMError as e:
         log.warning("summary of %s failed: %s", source, e)
         return SummaryResult.failed(
@@ -292,10 +320,20 @@ def summarize_records(
     if not transcript_records:
         return []
 
+    finished = itertools.count(1)
+
     def one(index: int, record: dict[str, Any]) -> SummaryResult:
         result = _summarize_one(client, options, index, record)
         if on_record is not None:
             on_record(result)
+        log.info(
+            "[%d/%d] %s: summary %s in %.1f s",
+            next(finished),
+            len(transcript_records),
+            result.source.rsplit("/", 1)[-1],
+            result.status,
+            result.latency_s or 0.0,
+        )
         return result
 
     with ChatClient(options.client) as client:
