@@ -24,18 +24,19 @@ def plan(
         Output: The shards (at least one, possibly empty), each a list of items
             {source, name, etag, size}, heaviest file first.
         manifest: JSON Lines, one object per input (source, name, size, etag, duration_s,
-            weight_s, shard, action: process or skip).
+            weight_s, shard, action: process or skip, step_started_at, step_finished_at).
     """
     import logging
 
-    from components.common.records import write_jsonl
+    from components.common.records import stamped, utc_now, write_jsonl
     from components.plan.planner import PlanOptions
     from components.plan.planner import plan as make_plan
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    started_at = utc_now()
     options = PlanOptions(num_shards=num_shards, reprocess=reprocess)
     result = make_plan(input_uri, options, output_uri or None)
-    write_jsonl(manifest.path, result.files)
+    write_jsonl(manifest.path, stamped(result.files, started_at, utc_now()))
     return result.shard_dicts()
 
 
