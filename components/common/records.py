@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +130,7 @@ def parse_utc(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def stamped(
-    records: Iterable[Any], started_at: str, finished_at: str
-) -> Iterator[dict[str, Any]]:
+def stamped(records: Iterable[Any], started_at: str, finished_at: str) -> Iterator[dict[str, Any]]:
     """The records as dicts carrying the step's ``step_started_at`` and ``step_finished_at``."""
     for record in records:
         yield {
