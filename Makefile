@@ -53,15 +53,21 @@ LLM_MODEL ?= $(if $(LLM_ENDPOINT),Qwen/Qwen2.5-7B-Instruct,$(DEMO_MODEL_$(DEMO_L
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(VENV)/.installed ## create .venv and install the package with [dev]; ffmpeg check
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && exit 0; \
+install: $(VENV)/.installed ## create .venv and install the package with [dev]; ffmpeg, chromium
+	@missing=""; \
+	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing=ffmpeg; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing ffmpeg with apt-get"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; \
-	else \
+	  echo "installing $$missing with apt-get"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	elif [ "$${missing#*ffmpeg}" != "$$missing" ]; then \
 	  echo "ffmpeg and ffprobe are needed and missing: install ffmpeg" \
 	    "(Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg)" >&2; \
 	  exit 1; \
+	else \
+	  echo "chromium is missing: the report's browser test skips" \
+	    "(Debian/Ubuntu: sudo apt-get install chromium)" >&2; \
 	fi
 
 $(VENV)/.installed: setup.py pyproject.toml
