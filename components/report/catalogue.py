@@ -284,7 +284,8 @@ def update_table(
     for part, lines in rewritten.items():
         for record in map(json.loads, lines):
             index[record["source"]] = _Entry(part, record.get("status"), record.get("duration_s"))
-    table.write_index(index)
+    if rewritten or emptied or removed:
+        table.write_index(index)
     for part in emptied:
         table.delete_part(part)
         sizes.pop(part, None)
