@@ -80,7 +80,7 @@ def histogram_svg(values: Sequence[float], xlabel: str, color: str = "#0969da") 
     with mpl.rc_context(_STYLE):
         fig = Figure(figsize=(4.2, 2.4))
         ax = fig.subplots()
-        ax.stairs(counts, edges, fill=True, color=color)
+        ax.bar(edges[:-1], counts, np.diff(edges), align="edge", color=color, edgecolor="white")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("files")
         ax.yaxis.get_major_locator().set_params(integer=True)
