@@ -7,8 +7,9 @@ catalogue of N inputs (synthetic records the size of a 5-minute call: ~4.6 KB of
 segments, a 600-character summary; not timed), then runs the report step's catalogue update
 (:func:`components.report.catalogue.update_catalogue`) for N + ``--new`` inputs of which
 ``--new`` are new, in a fresh child process. The child reads the plan manifest from a JSON
-Lines file as the report step does and reports wall time, S3 requests by method (counted at
-the SDK's HTTP pool), bytes sent and received, and peak RSS (``resource.getrusage``). With
+Lines file as the report step does and reports wall and CPU time, S3 requests by method (counted at
+the SDK's HTTP pool) and the time spent waiting for them, bytes sent and received, and peak
+RSS (``VmHWM``). With
 ``--write-results`` the figures replace the "## Catalogue update" section of bench/RESULTS.md.
 """
 
@@ -20,7 +21,6 @@ import json
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -50,6 +50,13 @@ WORDS = [
     "next",
     "steps",
 ]
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (``VmHWM``: unlike ``ru_maxrss`` it starts afresh
+    at ``exec``, so a child does not inherit the parent's peak)."""
+    status = Path("/proc/self/status").read_text()
+    return round(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024, 1)
 
 
 def item(i: int) -> dict:
@@ -92,34 +99,39 @@ def child(output_uri: str, manifest_path: str, first_new: int, new: int) -> None
     """One catalogue update in this process; prints the figures as JSON."""
     counts: collections.Counter[str] = collections.Counter()
     sent = received = 0
+    waited = 0.0
     http = storage.client()._http
     real = http.urlopen
 
     def counting(method, url, body=None, **kw):
-        nonlocal sent, received
+        nonlocal sent, received, waited
         counts[method] += 1
         sent += len(body) if isinstance(body, (bytes, bytearray)) else 0
+        before = time.perf_counter()
         response = real(method, url, body=body, **kw)
+        waited += time.perf_counter() - before
         if method != "HEAD":  # a HEAD answer names the object's length but carries no body
             received += int(response.headers.get("content-length") or 0)
         return response
 
     http.urlopen = counting
     t, s = records([item(i) for i in range(first_new, first_new + new)])
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with open(manifest_path, encoding="utf-8") as f:
         manifest = [json.loads(line) for line in f]
     update = update_catalogue(output_uri, manifest, t, s, "bench", CatalogueOptions())
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(
         json.dumps(
             {
                 "wall_s": round(wall, 2),
+                "cpu_s": round(cpu, 2),
+                "s3_wait_s": round(waited, 2),
                 "requests": dict(counts),
                 "requests_total": sum(counts.values()),
                 "sent_mib": round(sent / 2**20, 2),
                 "received_mib": round(received / 2**20, 2),
-                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "peak_rss_mib": peak_rss_mib(),
                 "records": update["transcripts"].records,
                 "parts": update["transcripts"].parts,
                 "summary_parts": update["summaries"].parts,
@@ -142,14 +154,11 @@ def run_child(env: dict[str, str], *args: str) -> dict:
 
 def baseline_rss(env: dict[str, str]) -> float:
     """Peak RSS of a child that imports the catalogue module and does nothing (the floor)."""
-    code = (
-        "import resource, components.report.catalogue; "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    )
+    code = "import components.report.catalogue, bench.catalog_update as b; print(b.peak_rss_mib())"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT
     )
-    return round(int(out.stdout) / 1024, 1)
+    return float(out.stdout)
 
 
 def write_results(text: str) -> None:
@@ -194,9 +203,9 @@ def main() -> None:
                 out = f"s3://{BUCKET}/out-{n}"
                 existing = [item(i) for i in range(n)]
                 started = time.perf_counter()
-                for lo in range(0, n, 5000):  # built in runs of 5000 new inputs
-                    t, s = records(existing[lo : lo + 5000])
-                    update_catalogue(out, existing[: lo + 5000], t, s, "setup", CatalogueOptions())
+                t, s = records(existing)
+                update_catalogue(out, existing, t, s, "setup", CatalogueOptions())
+                del t, s
                 build_s = time.perf_counter() - started
                 manifest = Path(tmp) / f"manifest-{n}.jsonl"
                 with open(manifest, "w", encoding="utf-8") as f:
@@ -212,7 +221,8 @@ def main() -> None:
 
     table = "".join(
         f"| {n} + {args.new} | {r['records']} | {r['parts']} / {r['summary_parts']} | "
-        f"{r['parts_written']} | {r['wall_s']} | {r['requests_total']} "
+        f"{r['parts_written']} | {r['wall_s']} | {r['cpu_s']} | {r['s3_wait_s']} | "
+        f"{r['requests_total']} "
         f"({', '.join(f'{k} {v}' for k, v in sorted(r['requests'].items()))}) | "
         f"{r['sent_mib']} / {r['received_mib']} | {r['peak_rss_mib']} |\n"
         for n, _, r in rows
@@ -228,10 +238,11 @@ def main() -> None:
         "process and includes reading the plan manifest of every input; requests are counted "
         "at the S3 SDK's HTTP pool.\n\n"
         "| existing + new inputs | records after | parts (transcripts / summaries) | "
-        "parts written | wall (s) | S3 requests | MiB sent / received | peak RSS (MiB) |\n"
-        "|---|---:|---:|---:|---:|---|---:|---:|\n"
+        "parts written | wall (s) | CPU (s) | waiting for S3 (s) | S3 requests | "
+        "MiB sent / received | peak RSS (MiB) |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|\n"
         f"{table}"
-        f"| import only (floor) | | | | | | | {floor} |\n\n"
+        f"| import only (floor) | | | | | | | | | {floor} |\n\n"
         "The update reads the index (a few bytes per input), lists the parts, rewrites the tail "
         "part with the new records and composes `transcripts.jsonl`/`summaries.jsonl` on the "
         "server from the parts (one `UploadPartCopy` per part; no byte of the sealed parts "

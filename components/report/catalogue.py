@@ -10,7 +10,9 @@ input):
   the same records as Parquet datasets (``segments`` a list of structs) that DuckDB, Spark or
   Trino read in place, e.g. ``SELECT * FROM 's3://bucket/out/catalog/transcripts/*.parquet'``
 
-Each record carries the catalogue columns ``name`` (the key relative to the input prefix),
+The Parquet schema follows the record dataclasses (:func:`schema_of`: scalars, lists and
+nested dataclasses; a field of another type stays in the JSON Lines only). Each record
+carries the catalogue columns ``name`` (the key relative to the input prefix),
 ``etag`` (the version it was made from) and ``run`` (the run that made it; empty for records
 restored from the per-input objects).
 
@@ -89,19 +91,22 @@ class TableUpdate:
 
 def _columns(record_type: type) -> list[tuple[str, pa.DataType]]:
     hints = typing.get_type_hints(record_type)
-    return [(f.name, _arrow_type(hints[f.name])) for f in fields(record_type)]
+    columns = [(f.name, _arrow_type(hints[f.name])) for f in fields(record_type)]
+    return [(name, kind) for name, kind in columns if kind is not None]
 
 
-def _arrow_type(hint: Any) -> pa.DataType:
-    """Arrow type of a record field: scalars, ``X | None``, lists, dataclasses as structs."""
+def _arrow_type(hint: Any) -> pa.DataType | None:
+    """Arrow type of a record field: scalars, ``X | None``, lists, dataclasses as structs;
+    ``None`` for other types (such a field stays in the JSON Lines only)."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) is list:
-        return pa.list_(_arrow_type(args[0]))
-    if args:  # X | None
+        item = _arrow_type(args[0]) if len(args) == 1 else None
+        return None if item is None else pa.list_(item)
+    if len(args) == 1:  # X | None
         return _arrow_type(args[0])
     if is_dataclass(hint):
         return pa.struct(_columns(hint))
-    return _SCALARS[hint]
+    return _SCALARS.get(hint)
 
 
 def schema_of(record_type: type) -> pa.Schema:
