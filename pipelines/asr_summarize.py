@@ -167,6 +167,7 @@ def build_pipeline(profile: Profile):
             summaries=dsl.Collected(summarized.outputs["summaries"]),
             input_uri=input_uri,
             output_uri=output_uri,
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         )
         _configure(reported, profile, "report", "report")
 

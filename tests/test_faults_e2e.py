@@ -10,6 +10,7 @@ The LLM server is a real llama-server process that the test kills.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -101,12 +102,20 @@ def _expected_keys(bucket: str, names: list[str]) -> set[str]:
         for o in storage.list_audio(f"s3://{bucket}/in/")
     }
     run_files = {"transcripts.jsonl", "summaries.jsonl", "report.html", "report.md", "metrics.json"}
-    return per_input | ledger_keys | run_files
+    catalogue = {
+        f"catalog/{folder}"
+        for table in ("transcripts", "summaries")
+        for folder in (f"{table}/part-000001.parquet", f"_jsonl/{table}/part-000001.jsonl")
+    } | {"catalog/_index/transcripts.parquet", "catalog/_index/summaries.parquet"}
+    runs = {f"runs/*/{name}" for name in [*run_files, "manifest.jsonl"]}
+    return per_input | ledger_keys | run_files | catalogue | runs
 
 
 def _keys(bucket: str) -> set[str]:
+    """The keys under the output prefix, each run's folder written ``runs/*/``."""
     base = f"s3://{bucket}/{OUT}/"
-    return {o.uri[len(base) :] for o in storage.list_objects(base)}
+    keys = {o.uri[len(base) :] for o in storage.list_objects(base)}
+    return {re.sub(r"^runs/[^/]+/", "runs/*/", k) for k in keys}
 
 
 @pytest.fixture

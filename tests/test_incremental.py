@@ -133,7 +133,9 @@ def test_scheduled_runs_process_only_new_and_changed_objects(
         2,
     )
     assert _etags(f"{out}/transcripts/") | _etags(f"{out}/summaries/") == stored
-    assert storage.read_text(f"{out}/transcripts.jsonl") == ""
+    for table in ("transcripts", "summaries"):  # the catalogue still holds both inputs
+        lines = storage.read_text(f"{out}/{table}.jsonl").splitlines()
+        assert sorted(json.loads(x)["source"] for x in lines) == [inp + n for n in CLIPS[:2]]
 
     # two new objects and one changed object: exactly those three are processed
     for name in CLIPS[2:]:
@@ -147,11 +149,14 @@ def test_scheduled_runs_process_only_new_and_changed_objects(
         metrics["files_skipped"],
         metrics["files_failed"],
     ) == (4, 3, 1, 0)
-    sources = [
-        json.loads(line)["source"]
-        for line in storage.read_text(f"{out}/transcripts.jsonl").splitlines()
-    ]
-    assert sorted(sources) == sorted(inp + n for n in (CLIPS[0], *CLIPS[2:]))
+    catalogue = [
+        json.loads(line) for line in storage.read_text(f"{out}/transcripts.jsonl").splitlines()
+    ]  # every input once, the changed one at its new version
+    assert sorted(r["source"] for r in catalogue) == sorted(inp + n for n in CLIPS)
+    by_name = {r["name"]: r for r in catalogue}
+    assert by_name[CLIPS[0]]["etag"] == _etags(inp)[inp + CLIPS[0]]
+    assert "rain" in by_name[CLIPS[0]]["text"].lower()
+    assert metrics["catalogue_replaced"] == 1 and metrics["catalogue_added"] == 2
     changed = json.loads(storage.read_text(f"{out}/transcripts/{CLIPS[0]}.json"))
     assert "rain" in changed["text"].lower()  # CLIPS[3]'s words under CLIPS[0]'s key
     untouched = f"{out}/transcripts/{CLIPS[1]}.json"

@@ -13,9 +13,17 @@ from components.common.records import (
     Segment,
     SummaryRecord,
     TranscriptRecord,
+    stamped,
     write_jsonl,
 )
-from components.report.report import ReportOptions, all_ok, build_report, export
+from components.report.report import ReportOptions, all_ok, build_report, run_report_step
+
+T0 = "2026-12-01T10:00:00.000000Z"
+
+
+def _at(seconds: float) -> str:
+    """The UTC time ``seconds`` after T0."""
+    return f"2026-12-01T10:{int(seconds) // 60:02d}:{seconds % 60:09.6f}Z"
 
 
 @pytest.fixture
@@ -31,61 +39,82 @@ def stage_outputs(tmp_path: Path) -> dict:
     (inp / "team" / "ok.txt").write_text("The budget was approved today.")
     write_jsonl(
         tmp_path / "manifest.jsonl",
-        [
-            {"source": s, "size": 1000, "etag": "e", "duration_s": d, "shard": i % 2}
-            for i, (s, d) in enumerate(zip(src.values(), (12.0, None, 30.0, 44.0), strict=True))
-        ],
+        stamped(
+            [
+                {"source": s, "size": 1000, "etag": "e", "duration_s": d, "shard": i // 2}
+                for i, (s, d) in enumerate(zip(src.values(), (12.0, None, 30.0, 44.0), strict=True))
+            ],
+            _at(0),
+            _at(2),
+        ),
     )
+    # shard 0: transcribe 2..8 s, summarize 8..10 s; shard 1: transcribe 2..12, summarize 12..20
     write_jsonl(
         tmp_path / "t0.jsonl",
-        [
-            TranscriptRecord(
-                src["team/ok.wav"],
-                language="en",
-                duration_s=12.0,
-                text="The budget was approved to day.",
-                model="tiny.en",
-                processing_s=2.0,
-                segments=[
-                    Segment(0.0, 3.5, "The budget was"),
-                    Segment(3.5, 6.0, "approved to day."),
-                ],
-            ),
-            TranscriptRecord.failed(src["bad.mp3"], "cannot decode audio: Invalid data found"),
-        ],
+        stamped(
+            [
+                TranscriptRecord(
+                    src["team/ok.wav"],
+                    language="en",
+                    duration_s=12.0,
+                    text="The budget was approved to day.",
+                    model="tiny.en",
+                    processing_s=2.0,
+                    segments=[
+                        Segment(0.0, 3.5, "The budget was"),
+                        Segment(3.5, 6.0, "approved to day."),
+                    ],
+                ),
+                TranscriptRecord.failed(src["bad.mp3"], "cannot decode audio: Invalid data found"),
+            ],
+            _at(2),
+            _at(8),
+        ),
     )
     write_jsonl(
         tmp_path / "t1.jsonl",
-        [
-            TranscriptRecord(
-                src["nosum.wav"],
-                language="en",
-                duration_s=30.0,
-                text="Hello | world",
-                model="tiny.en",
-                processing_s=4.0,
-                segments=[Segment(0, 1, "Hello")],
-            ),
-        ],
+        stamped(
+            [
+                TranscriptRecord(
+                    src["nosum.wav"],
+                    language="en",
+                    duration_s=30.0,
+                    text="Hello | world",
+                    model="tiny.en",
+                    processing_s=4.0,
+                    segments=[Segment(0, 1, "Hello")],
+                ),
+            ],
+            _at(2),
+            _at(12),
+        ),
     )
     write_jsonl(
         tmp_path / "s0.jsonl",
-        [
-            SummaryRecord(
-                src["team/ok.wav"],
-                summary="Budget <b>approved</b> | done.",
-                ttft_s=0.2,
-                latency_s=1.0,
-                model="m",
-            ),
-            SummaryRecord.failed(src["bad.mp3"], "transcript failed"),
-        ],
+        stamped(
+            [
+                SummaryRecord(
+                    src["team/ok.wav"],
+                    summary="Budget <b>approved</b> | done.",
+                    ttft_s=0.2,
+                    latency_s=1.0,
+                    model="m",
+                ),
+                SummaryRecord.failed(src["bad.mp3"], "transcript failed"),
+            ],
+            _at(8),
+            _at(10),
+        ),
     )
     write_jsonl(
         tmp_path / "s1.jsonl",
-        [
-            SummaryRecord.failed(src["nosum.wav"], "HTTP 500 from the LLM endpoint"),
-        ],
+        stamped(
+            [
+                SummaryRecord.failed(src["nosum.wav"], "HTTP 500 from the LLM endpoint"),
+            ],
+            _at(12),
+            _at(20),
+        ),
     )
     return {"dir": tmp_path, "input": str(inp), "src": src}
 
@@ -169,33 +198,76 @@ EXPORT = [
     "subtitles/team/ok.wav.vtt",
     "subtitles/nosum.wav.srt",
 ]
+RUN_FILES = [
+    "manifest.jsonl",
+    "transcripts.jsonl",
+    "summaries.jsonl",
+    "metrics.json",
+    "report.html",
+    "report.md",
+]
 
 
-def _check_export(files: dict[str, str], report) -> None:
-    assert [json.loads(x)["source"] for x in files["transcripts.jsonl"].splitlines()] == [
-        t["source"] for t in report.transcripts
-    ]
-    assert len(files["summaries.jsonl"].splitlines()) == 4
+def _step(outputs: dict, out: str):
+    d = outputs["dir"]
+    return run_report_step(
+        str(d / "manifest.jsonl"),
+        [str(d / "t0.jsonl"), str(d / "t1.jsonl")],
+        [str(d / "s0.jsonl"), str(d / "s1.jsonl")],
+        outputs["input"],
+        out,
+        "run-1",
+    )
+
+
+def _check_export(read, report) -> None:
+    files = _exported(read, EXPORT)
+    here = _exported(read, [f"{report.run_dir}/{n}" for n in RUN_FILES])
+    assert report.run_dir == "runs/20261201T100000Z-run-1"
+    sources = sorted(t["source"] for t in report.transcripts)
+    for jsonl in ("transcripts.jsonl", "summaries.jsonl"):  # the catalogue: every input once
+        assert sorted(json.loads(x)["source"] for x in files[jsonl].splitlines()) == sources
+        delta = here[f"{report.run_dir}/{jsonl}"].splitlines()
+        assert [json.loads(x)["source"] for x in delta] == [t["source"] for t in report.transcripts]
+    assert {json.loads(x)["run"] for x in files["transcripts.jsonl"].splitlines()} == {"run-1"}
+    assert len(here[f"{report.run_dir}/manifest.jsonl"].splitlines()) == 4
     assert json.loads(files["metrics.json"]) == report.metrics
+    assert json.loads(here[f"{report.run_dir}/metrics.json"]) == report.metrics
     assert files["report.html"] == report.html
+    assert '<a href="../../subtitles/team/ok.wav.srt">' in here[f"{report.run_dir}/report.html"]
     assert files["text/team/ok.wav.txt"] == "The budget was approved to day.\n"
     assert "00:00:03,500 --> 00:00:06,000\napproved to day." in files["subtitles/team/ok.wav.srt"]
     assert files["subtitles/team/ok.wav.vtt"].startswith("WEBVTT")
+    assert (report.metrics["catalogue_files"], report.metrics["catalogue_ok"]) == (4, 2)
 
 
 def test_export_to_a_local_folder(stage_outputs: dict, tmp_path: Path) -> None:
-    report = _build(stage_outputs)
     out = tmp_path / "out"
-    export(str(out), report)
-    _check_export(_exported(lambda n: (out / n).read_text(), EXPORT), report)
+    report = _step(stage_outputs, str(out))
+    _check_export(lambda n: (out / n).read_text(), report)
     assert not (out / "subtitles" / "bad.mp3.srt").exists()
 
 
 def test_export_to_s3(stage_outputs: dict, s3_bucket: str) -> None:
+    prefix = f"s3://{s3_bucket}/results"
+    report = _step(stage_outputs, prefix)
+    _check_export(lambda n: storage.read_text(f"{prefix}/{n}"), report)
+
+
+def test_figures_come_from_the_step_times(stage_outputs: dict) -> None:
+    m = _build(stage_outputs).metrics
+    assert m["makespan_s"] == 20.0  # plan start to the end of shard 1's summarize
+    # completion from the plan's end (2 s): shard 0 at 10 s, shard 1 at 20 s
+    assert (m["mean_shard_completion_s"], m["max_shard_completion_s"]) == (13.0, 18.0)
+    assert m["shards"] == 2
     report = _build(stage_outputs)
-    prefix = f"s3://{s3_bucket}/runs/1"
-    export(prefix, report)
-    _check_export(_exported(lambda n: storage.read_text(f"{prefix}/{n}"), EXPORT), report)
+    assert "| 0 | 2 | 1 | 12.0 | 6.0 | 2.0 | 2.0 | 8.0 |" in report.markdown  # RTF 12 s / 6 s
+    assert "| 1 | 2 | 1 | 30.0 | 10.0 | 3.0 | 8.0 | 18.0 |" in report.markdown  # lost.wav too
+    assert "| shard 1 | summarize | 12.0 | 20.0 |" in report.markdown
+    assert "| 0.00 – 0.70 | 1 |" in report.markdown  # one TTFT of 0.2 s
+    html = report.html
+    assert html.count("<svg") == 3  # timeline, TTFT and audio durations
+    assert 'id="timeline"' in html and 'id="ttft"' in html and 'id="audio"' in html
 
 
 def test_all_ok_when_every_file_and_summary_is_ok(stage_outputs: dict) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import kfp.local
+import pytest
 from kfp import dsl
 from kfp.dsl import Dataset, Metrics
 
-from components.common.records import FAILED, OK, read_jsonl
+from components.common.records import FAILED, OK, parse_utc, read_jsonl
 from components.summarize.client import DEFAULT_ENDPOINT, DEFAULT_MODEL, DEFAULT_OBJECTIVE
 from components.summarize.component import summarize, summarize_op
 
@@ -74,3 +75,7 @@ def test_kfp_local_run(llm_server, tmp_path: Path):
     metrics = run.outputs["metrics"].metadata
     assert metrics["files"] == 3 and metrics["failures"] == 1 and metrics["requests"] == 1
     assert metrics["ttft_p50_s"] > 0
+    # the step's start and end (UTC): in every record and, as UNIX seconds, in the metrics
+    assert len({(r["step_started_at"], r["step_finished_at"]) for r in records}) == 1
+    assert parse_utc(records[0]["step_started_at"]) == pytest.approx(metrics["step_started_at_s"])
+    assert metrics["step_finished_at_s"] >= metrics["step_started_at_s"]

@@ -11,7 +11,7 @@ import yaml
 from kfp import compiler, dsl, local
 
 from components.common.ledger import Item
-from components.common.records import FAILED, OK, read_jsonl
+from components.common.records import FAILED, OK, parse_utc, read_jsonl
 from components.common.shards import write_shards
 from components.transcribe.component import transcribe_op
 
@@ -83,6 +83,10 @@ def test_runs_under_kfp_local(
     assert metrics["real_time_factor"] == pytest.approx(
         metrics["audio_seconds"] / metrics["processing_seconds"], rel=0.01
     )
+    # the step's start and end (UTC): in every record and, as UNIX seconds, in the metrics
+    assert len({(r["step_started_at"], r["step_finished_at"]) for r in records}) == 1
+    assert parse_utc(records[1]["step_finished_at"]) == pytest.approx(metrics["step_finished_at_s"])
+    assert metrics["step_seconds"] >= metrics["processing_seconds"]
 
 
 def test_config_error_fails_the_task_and_writes_nothing(

@@ -2,6 +2,11 @@
 
 Every input object yields exactly one record in every stage: ``status`` is ``"ok"`` or
 ``"failed"`` and a failed record carries a readable ``error``. Nothing is dropped silently.
+
+Step times: every step stamps its records with ``step_started_at`` and ``step_finished_at``,
+the UTC start and end of the task that wrote them (ISO 8601, ``...Z``, :func:`stamp_jsonl`),
+and logs the same times in its KFP Metrics as UNIX seconds (:func:`step_metrics`). The
+report draws its timeline and computes makespan and shard completion times from them.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +45,8 @@ class TranscriptRecord:
     segments: list[Segment] = field(default_factory=list)
     model: str | None = None
     processing_s: float | None = None
+    step_started_at: str | None = None
+    step_finished_at: str | None = None
 
     @classmethod
     def failed(cls, source: str, error: str, **extra: Any) -> TranscriptRecord:
@@ -62,6 +70,8 @@ class SummaryRecord:
     latency_s: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    step_started_at: str | None = None
+    step_finished_at: str | None = None
 
     @classmethod
     def failed(cls, source: str, error: str, **extra: Any) -> SummaryRecord:
@@ -108,3 +118,38 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All JSON objects of a JSON Lines file."""
     return list(iter_jsonl(path))
+
+
+def utc_now() -> str:
+    """The current time in UTC as ISO 8601 with microseconds and a ``Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_utc(text: str) -> float:
+    """UNIX seconds of a time written by :func:`utc_now` (any ISO 8601 time with a zone)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def stamped(records: Iterable[Any], started_at: str, finished_at: str) -> Iterator[dict[str, Any]]:
+    """The records as dicts carrying the step's ``step_started_at`` and ``step_finished_at``."""
+    for record in records:
+        yield {
+            **_as_dict(record),
+            "step_started_at": started_at,
+            "step_finished_at": finished_at,
+        }
+
+
+def stamp_jsonl(path: str | os.PathLike, started_at: str, finished_at: str) -> int:
+    """Rewrite a step's JSON Lines output with the step's start and end times in every record."""
+    return write_jsonl(path, stamped(read_jsonl(path), started_at, finished_at))
+
+
+def step_metrics(started_at: str, finished_at: str) -> dict[str, float]:
+    """A step's times for its KFP Metrics: UNIX seconds (UTC) of start and end, and the span."""
+    start, end = parse_utc(started_at), parse_utc(finished_at)
+    return {
+        "step_started_at_s": round(start, 3),
+        "step_finished_at_s": round(end, 3),
+        "step_seconds": round(end - start, 3),
+    }

@@ -440,6 +440,34 @@ def write_text(uri: str, text: str, content_type: str = "text/plain; charset=utf
     write_bytes(uri, text.encode("utf-8"), content_type)
 
 
+def concat(sources: list[str], uri: str, content_type: str | None = None) -> None:
+    """Write the concatenation of ``sources`` to ``uri``.
+
+    S3: server-side (one ``UploadPartCopy`` per source), no byte passes through this
+    process; every source but the last must hold at least 5 MiB (an S3 rule of multipart
+    uploads). No sources: an empty object. Local: the files are copied into a temporary
+    file that is renamed into place.
+    """
+    if not sources:
+        write_bytes(uri, b"", content_type)
+        return
+    if is_remote(uri):
+        from minio.commonconfig import ComposeSource
+
+        bucket, key = split_s3_uri(uri)
+        parts = [ComposeSource(*split_s3_uri(src)) for src in sources]
+        metadata = {"Content-Type": content_type} if content_type else None
+        _s3_call(uri, client().compose_object, bucket, key, parts, metadata=metadata)
+        return
+    dest = _local(uri)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
+        for src in sources:
+            with open(_local(src), "rb") as f:
+                shutil.copyfileobj(f, tmp)
+    os.replace(tmp.name, dest)
+
+
 def read_bytes(uri: str) -> bytes:
     """The content of a small object."""
     if not is_remote(uri):

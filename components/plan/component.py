@@ -34,21 +34,23 @@ def plan(
             {source, name, etag, size} of each shard, heaviest file first; each transcribe
             and summarize task reads its own line.
         manifest: JSON Lines, one object per object under the input (source, name, size,
-            etag, duration_s, weight_s, shard, action: process or skip, reason of a skip).
+            etag, duration_s, weight_s, shard, action: process or skip, reason of a skip,
+            step_started_at, step_finished_at).
     """
     import logging
 
-    from components.common.records import write_jsonl
+    from components.common.records import stamped, utc_now, write_jsonl
     from components.common.shards import write_shards
     from components.common.whisper_settings import check_language
     from components.plan.planner import PlanOptions
     from components.plan.planner import plan as make_plan
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    started_at = utc_now()
     check_language(language, whisper_model)
     options = PlanOptions(num_shards=num_shards, reprocess=reprocess)
     result = make_plan(input_uri, options, output_uri or None)
-    write_jsonl(manifest.path, result.files)
+    write_jsonl(manifest.path, stamped(result.files, started_at, utc_now()))
     return write_shards(shards.path, result.shards)
 
 

@@ -14,33 +14,38 @@ def report(
     metrics: Output[Metrics],
     input_uri: str,
     output_uri: str,
+    run_id: str = "",
 ):
-    """Join every shard's transcripts and summaries into a report, metrics and an export.
+    """Join every shard's records into the catalogue, a report with figures, and metrics.
 
     Args:
         manifest: The plan's manifest of every input file.
         transcripts: The transcribe outputs of every shard.
         summaries: The summarize outputs of every shard.
         input_uri: The input prefix; names in the report and the export are relative to it.
-        output_uri: Where the export goes (s3:// prefix or local folder); its transcripts.jsonl
-            and summaries.jsonl hold the inputs this run processed.
+        output_uri: The output prefix (s3:// or a local folder): its transcripts.jsonl,
+            summaries.jsonl and catalog/ Parquet dataset hold every input's latest records;
+            runs/<run>/ keeps this run's manifest, records, metrics and report.
+        run_id: The pipeline run's id, part of the runs/<run>/ folder name.
 
     Returns:
-        report_html: Per-file table, failures first, with totals and transcript links.
-        report_md: The same report as Markdown.
-        metrics: Files total, processed by this run, skipped (finished earlier), ok and
-            failed; audio hours, real-time factor, TTFT p50/p95, WER.
+        report_html: Catalogue and run totals, makespan and shard completion times, a
+            per-shard timeline, TTFT and audio duration histograms, failures, per-file table.
+        report_md: The same report as Markdown (figures as tables).
+        metrics: Files total, processed, skipped, ok, failed; audio hours, real-time
+            factor, TTFT p50/p95, WER; makespan_s, mean_shard_completion_s,
+            max_shard_completion_s; the catalogue's totals.
     """
-    from components.report.report import ReportOptions, build_report, export
+    from components.report.report import run_report_step
 
-    result = build_report(
+    result = run_report_step(
         manifest.path,
         [t.path for t in transcripts],
         [s.path for s in summaries],
         input_uri,
-        ReportOptions(),
+        output_uri,
+        run_id,
     )
-    export(output_uri, result)
     with open(report_html.path, "w", encoding="utf-8") as f:
         f.write(result.html)
     with open(report_md.path, "w", encoding="utf-8") as f:

@@ -14,59 +14,57 @@ real-time factor, summary and links to the transcript and subtitles. Inputs the 
 - ``summaries_ok``, ``summaries_failed``, ``ttft_p50_s``, ``ttft_p95_s``
 - ``wer`` and ``wer_files`` when ``<name>.txt`` reference transcripts sit beside the audio
 
-The export writes ``transcripts.jsonl``, ``summaries.jsonl`` (one record per input this run
-processed, in plan order), ``text/<name>.txt``, ``subtitles/<name>.srt|.vtt``,
-``report.html``, ``report.md`` and ``metrics.json`` under the output URI (S3 prefix or local
-folder), overwriting the previous run's files. ``<name>`` is the source relative to the input
-prefix with its extension kept, so ``a.wav`` and ``a.mp3`` stay apart; every key is
-deterministic and checked to stay under the output URI. The complete state over all runs is
-the per-input records ``transcripts/<name>.json`` and ``summaries/<name>.json`` that the
-stages store (:mod:`components.common.ledger`).
+- ``makespan_s``, ``mean_shard_completion_s``, ``max_shard_completion_s``, ``shards``
+  (:mod:`components.report.figures`); ``step_started_at_s``, ``step_finished_at_s``,
+  ``step_seconds`` of the report step itself
+- ``catalogue_files``, ``catalogue_ok``, ``catalogue_failed``, ``catalogue_audio_hours``,
+  ``catalogue_summaries_ok``, and what this run did to it: ``catalogue_added``,
+  ``catalogue_replaced``, ``catalogue_restored``, ``catalogue_removed``
+  (:mod:`components.report.catalogue`)
+
+The report step (:func:`run_report_step`) first merges this run's records into the
+catalogue (the cumulative ``transcripts.jsonl``, ``summaries.jsonl`` and Parquet dataset),
+then exports ``text/<name>.txt`` and ``subtitles/<name>.srt|.vtt`` of the files it
+transcribed, the latest ``report.html``, ``report.md`` and ``metrics.json``, and
+``runs/<plan start>-<run id>/`` with the plan's manifest, this run's records (the delta),
+metrics and report. ``<name>`` is the source relative to the input prefix with its
+extension kept, so ``a.wav`` and ``a.mp3`` stay apart; every key is deterministic and checked
+to stay under the output URI. The per-input records ``transcripts/<name>.json`` and
+``summaries/<name>.json`` that the stages store (:mod:`components.common.ledger`) stay the
+state the catalogue is restored from.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from components.common import storage
 from components.common.errors import UnsafeKeyError
-from components.common.ledger import PROCESS, relative_name
-from components.common.records import OK, Segment, SummaryRecord, TranscriptRecord, iter_jsonl
+from components.common.ledger import PROCESS, SKIP, relative_name
+from components.common.records import (
+    OK,
+    Segment,
+    SummaryRecord,
+    TranscriptRecord,
+    iter_jsonl,
+    parse_utc,
+    step_metrics,
+    utc_now,
+)
 from components.common.stats import percentile
 from components.common.subtitles import to_srt, to_vtt
 from components.common.wer import corpus_wer
+from components.report.catalogue import CatalogueOptions, TableUpdate, update_catalogue
+from components.report.figures import RunFigures, run_figures
+from components.report.rendering import FileRow, Page, ReportOptions, render_html, render_markdown
 
 LOST = "lost"
 _LOST_ERROR = "lost: no transcribe task reported on this file (its shard did not finish)"
-
-
-@dataclass(frozen=True)
-class ReportOptions:
-    """How the report looks."""
-
-    title: str = "Transcription and summary report"
-    #: Summaries longer than this are cut in the table (the export keeps them whole).
-    summary_chars: int = 600
-
-
-@dataclass(frozen=True)
-class FileRow:
-    """One line of the report's per-file table."""
-
-    source: str
-    name: str
-    status: str
-    error: str | None
-    duration_s: float | None
-    language: str | None
-    real_time_factor: float | None
-    summary: str
-    transcribed: bool
 
 
 @dataclass(frozen=True)
@@ -79,6 +77,23 @@ class Report:
     rows: list[FileRow]
     transcripts: list[dict[str, Any]]
     summaries: list[dict[str, Any]]
+    manifest: list[dict[str, Any]] = field(default_factory=list)
+    #: This run's folder under the output prefix, ``runs/<plan start>-<run id>``.
+    run_dir: str = "runs/run"
+    #: The pages as kept in ``run_dir`` (their links lead two levels up).
+    run_html: str = ""
+    run_markdown: str = ""
+
+
+@dataclass(frozen=True)
+class RunRecords:
+    """The stage outputs of one run, joined: one transcript and summary per processed file."""
+
+    manifest: list[dict[str, Any]]
+    planned: list[dict[str, Any]]
+    transcripts: list[dict[str, Any]]
+    summaries: list[dict[str, Any]]
+    lost: set[str]
 
 
 def read_records(paths: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -213,142 +228,6 @@ def all_ok(metrics: dict[str, float | int]) -> bool:
     return metrics["files_ok"] == metrics["files_processed"] == metrics["summaries_ok"]
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "" if value is None else format(value, spec)
-
-
-_TOTALS = [
-    ("files_total", "files"),
-    ("files_processed", "processed by this run"),
-    ("files_skipped", "skipped (finished earlier)"),
-    ("files_ok", "ok"),
-    ("files_failed", "failed"),
-    ("files_lost", "lost (no task reported)"),
-    ("audio_hours", "audio hours"),
-    ("real_time_factor", "real-time factor (audio s per processing s)"),
-    ("summaries_ok", "summaries ok"),
-    ("summaries_failed", "summaries failed"),
-    ("ttft_p50_s", "TTFT p50 (s)"),
-    ("ttft_p95_s", "TTFT p95 (s)"),
-    ("wer", "WER"),
-    ("wer_files", "files with a reference"),
-]
-
-
-def _totals(metrics: dict[str, float | int]) -> list[tuple[str, str]]:
-    return [(label, str(metrics[key])) for key, label in _TOTALS if key in metrics]
-
-
-def _cut(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _links(row: FileRow) -> list[tuple[str, str]]:
-    """Relative links to a row's exported files, percent-encoded: a name such as
-    ``q?x=1#h.wav`` or ``%2e%2e/x.wav`` stays one path below the report."""
-    if not row.transcribed:
-        return []
-    return [
-        (label, quote(f"{folder}/{row.name}.{ext}"))
-        for label, folder, ext in (
-            ("text", "text", "txt"),
-            ("srt", "subtitles", "srt"),
-            ("vtt", "subtitles", "vtt"),
-        )
-    ]
-
-
-def _md_cell(text: str) -> str:
-    """Table-cell text: HTML escaped (Markdown viewers render HTML), pipes escaped, one line."""
-    return (
-        html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-    )
-
-
-def render_markdown(
-    rows: Sequence[FileRow], metrics: dict[str, float | int], options: ReportOptions
-) -> str:
-    """The report as Markdown (KFP ``Markdown`` artifact and ``report.md``)."""
-    lines = [f"# {options.title}", "", "| | |", "|---|---|"]
-    lines += [f"| {label} | {value} |" for label, value in _totals(metrics)]
-    failures = [r for r in rows if r.status != OK]
-    if failures:
-        lines += ["", "## Failures", ""]
-        lines += [
-            f"- `{_md_cell(r.name)}` ({r.status}): {_md_cell(r.error or '')}" for r in failures
-        ]
-    lines += [
-        "",
-        "## Files",
-        "",
-        "| file | duration (s) | status | language | RTF | summary | transcript |",
-        "|---|---:|---|---|---:|---|---|",
-    ]
-    for r in rows:
-        links = " ".join(f"[{label}]({href})" for label, href in _links(r))
-        lines.append(
-            f"| {_md_cell(r.name)} | {_fmt(r.duration_s, '.1f')} | {r.status} | "
-            f"{r.language or ''} | {_fmt(r.real_time_factor, '.1f')} | "
-            f"{_md_cell(_cut(r.summary, options.summary_chars))} | {links} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24}
-h1{font-size:1.5rem}table{border-collapse:collapse;margin:1rem 0}
-td,th{border:1px solid #d0d7de;padding:.35rem .6rem;vertical-align:top;text-align:left}
-th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.failed,tr.lost{background:#fff1f0}.status-ok{color:#1a7f37}
-.status-failed,.status-lost{color:#cf222e;font-weight:600}.summary{max-width:40rem}
-.totals td:first-child{color:#57606a}
-"""
-
-
-def render_html(
-    rows: Sequence[FileRow], metrics: dict[str, float | int], options: ReportOptions
-) -> str:
-    """The report as one self-contained HTML page (KFP ``HTML`` artifact and ``report.html``)."""
-    e = html.escape
-    out = [
-        "<!DOCTYPE html>",
-        f'<html lang="en"><head><meta charset="utf-8"><title>{e(options.title)}</title>',
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{e(options.title)}</h1>",
-        '<table class="totals">',
-        *(
-            f'<tr><td>{e(label)}</td><td class="num">{e(value)}</td></tr>'
-            for label, value in _totals(metrics)
-        ),
-        "</table>",
-    ]
-    failures = [r for r in rows if r.status != OK]
-    if failures:
-        out.append("<h2>Failures</h2><ul>")
-        out += [
-            f"<li><code>{e(r.name)}</code> ({e(r.status)}): {e(r.error or '')}</li>"
-            for r in failures
-        ]
-        out.append("</ul>")
-    out.append(
-        "<h2>Files</h2><table><tr><th>file</th><th>duration (s)</th><th>status</th>"
-        "<th>language</th><th>RTF</th><th>summary</th><th>transcript</th></tr>"
-    )
-    for r in rows:
-        links = " ".join(f'<a href="{e(href)}">{label}</a>' for label, href in _links(r))
-        out.append(
-            f'<tr class="{e(r.status)}"><td>{e(r.name)}</td>'
-            f'<td class="num">{_fmt(r.duration_s, ".1f")}</td>'
-            f'<td class="status-{e(r.status)}">{e(r.status)}</td><td>{e(r.language or "")}</td>'
-            f'<td class="num">{_fmt(r.real_time_factor, ".1f")}</td>'
-            f'<td class="summary">{e(_cut(r.summary, options.summary_chars))}</td>'
-            f"<td>{links}</td></tr>"
-        )
-    out.append("</table></body></html>")
-    return "\n".join(out) + "\n"
-
-
 def _jsonl(records: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
@@ -357,16 +236,30 @@ def _segments(record: dict[str, Any]) -> list[Segment]:
     return [Segment(float(s["start"]), float(s["end"]), s["text"]) for s in record["segments"]]
 
 
+def run_dir(manifest: Sequence[dict[str, Any]], run_id: str, started_at: str) -> str:
+    """``runs/<plan start, compact UTC>-<run id>``: the same for every retry of a run's report."""
+    plan_start = next((m["step_started_at"] for m in manifest if m.get("step_started_at")), None)
+    stamp = datetime.fromtimestamp(parse_utc(plan_start or started_at), UTC)
+    name = stamp.strftime("%Y%m%dT%H%M%SZ") + (f"-{run_id}" if run_id else "")
+    return f"runs/{storage.check_relative_key(name)}"
+
+
 def export(output_uri: str, report: Report) -> None:
-    """Write every output file of the run under ``output_uri`` (deterministic, checked keys)."""
+    """Write the run's files under ``output_uri`` (deterministic, checked keys).
+
+    ``text/`` and ``subtitles/`` of the files this run transcribed; the latest run's
+    ``report.html``, ``report.md`` and ``metrics.json``; and ``runs/<run>/`` with the plan's
+    ``manifest.jsonl``, this run's ``transcripts.jsonl`` and ``summaries.jsonl`` (the delta),
+    ``metrics.json`` and the report. The catalogue (:mod:`components.report.catalogue`)
+    writes the cumulative ``transcripts.jsonl`` and ``summaries.jsonl``.
+    """
     join = storage.join
     child = storage.child
-    storage.write_text(
-        join(output_uri, "transcripts.jsonl"), _jsonl(report.transcripts), "application/x-ndjson"
-    )
-    storage.write_text(
-        join(output_uri, "summaries.jsonl"), _jsonl(report.summaries), "application/x-ndjson"
-    )
+    here = join(output_uri, report.run_dir)
+    ndjson = "application/x-ndjson"
+    storage.write_text(join(here, "manifest.jsonl"), _jsonl(report.manifest), ndjson)
+    storage.write_text(join(here, "transcripts.jsonl"), _jsonl(report.transcripts), ndjson)
+    storage.write_text(join(here, "summaries.jsonl"), _jsonl(report.summaries), ndjson)
     by_source = {t["source"]: t for t in report.transcripts}
     for row in filter(lambda r: r.transcribed, report.rows):
         record = by_source[row.source]
@@ -379,12 +272,119 @@ def export(output_uri: str, report: Report) -> None:
             child(subtitles, f"{row.name}.srt"), to_srt(segments), "application/x-subrip"
         )
         storage.write_text(child(subtitles, f"{row.name}.vtt"), to_vtt(segments), "text/vtt")
-    storage.write_text(join(output_uri, "report.html"), report.html, "text/html; charset=utf-8")
-    storage.write_text(join(output_uri, "report.md"), report.markdown, "text/markdown")
-    storage.write_text(
-        join(output_uri, "metrics.json"),
-        json.dumps(report.metrics, indent=2, sort_keys=True) + "\n",
-        "application/json",
+    metrics = json.dumps(report.metrics, indent=2, sort_keys=True) + "\n"
+    for folder, page, markdown in (
+        (here, report.run_html, report.run_markdown),
+        (output_uri, report.html, report.markdown),
+    ):
+        storage.write_text(join(folder, "metrics.json"), metrics, "application/json")
+        storage.write_text(join(folder, "report.md"), markdown, "text/markdown")
+        storage.write_text(join(folder, "report.html"), page, "text/html; charset=utf-8")
+
+
+def collect(
+    manifest_path: str,
+    transcript_paths: Sequence[str],
+    summary_paths: Sequence[str],
+    input_uri: str,
+) -> RunRecords:
+    """Read the plan's manifest and the stage outputs; every manifest line gets its ``name``."""
+    manifest = [
+        {**m, "name": m.get("name") or relative_name(m["source"], input_uri)}
+        for m in iter_jsonl(manifest_path)
+    ]
+    planned = [p for p in manifest if p.get("action", PROCESS) == PROCESS]
+    transcripts, summaries, lost = complete_records(
+        [p["source"] for p in planned],
+        read_records(transcript_paths),
+        read_records(summary_paths),
+    )
+    return RunRecords(manifest, planned, transcripts, summaries, lost)
+
+
+def catalogue_metrics(update: dict[str, TableUpdate]) -> dict[str, float | int]:
+    """The catalogue's totals after an update, as metrics."""
+    t, s = update["transcripts"], update["summaries"]
+    return {
+        "catalogue_files": t.records,
+        "catalogue_ok": t.ok,
+        "catalogue_failed": t.records - t.ok,
+        "catalogue_audio_hours": round(t.audio_seconds / 3600, 6),
+        "catalogue_summaries_ok": s.ok,
+        "catalogue_added": t.added,
+        "catalogue_replaced": t.replaced,
+        "catalogue_restored": t.restored,
+        "catalogue_removed": t.removed,
+    }
+
+
+def figure_metrics(figures: RunFigures) -> dict[str, float | int]:
+    """Makespan and shard completion times (seconds), as metrics; absent ones left out."""
+    values = {
+        "makespan_s": figures.makespan_s,
+        "mean_shard_completion_s": figures.mean_shard_completion_s,
+        "max_shard_completion_s": figures.max_shard_completion_s,
+    }
+    return {"shards": len(figures.shards)} | {
+        k: round(v, 3) for k, v in values.items() if v is not None
+    }
+
+
+def render_report(
+    records: RunRecords,
+    input_uri: str,
+    options: ReportOptions,
+    catalogue: dict[str, TableUpdate] | None = None,
+    run_id: str = "",
+    started_at: str | None = None,
+) -> Report:
+    """Render the report of one run (the catalogue's totals when an update is given)."""
+    started_at = started_at or utc_now()
+    planned = records.planned
+    sources = [p["source"] for p in planned]
+    rows = build_rows(
+        records.transcripts,
+        records.summaries,
+        records.lost,
+        {p["source"]: p["name"] for p in planned},
+        {p["source"]: p.get("duration_s") for p in planned},
+    )
+    metrics = compute_metrics(
+        records.transcripts,
+        records.summaries,
+        records.lost,
+        sum(p.get("action") == SKIP for p in records.manifest),  # "ignore": not an input
+        read_references(sources),
+    )
+    rendered_at = utc_now()
+    figures = run_figures(
+        records.manifest, records.transcripts, records.summaries, started_at, rendered_at
+    )
+    metrics |= figure_metrics(figures)
+    if catalogue:
+        metrics |= catalogue_metrics(catalogue)
+    metrics |= step_metrics(started_at, rendered_at)
+    folder = run_dir(records.manifest, run_id, started_at)
+    page = Page(
+        rows=rows,
+        metrics=metrics,
+        figures=figures,
+        ttft_s=[s["ttft_s"] for s in records.summaries if s.get("ttft_s") is not None],
+        durations_s=[r.duration_s for r in rows if r.duration_s],
+        run=folder.removeprefix("runs/"),
+    )
+    run_page = replace(page, link_root="../../")
+    return Report(
+        html=render_html(page, options),
+        markdown=render_markdown(page, options),
+        metrics=metrics,
+        rows=rows,
+        transcripts=records.transcripts,
+        summaries=records.summaries,
+        manifest=records.manifest,
+        run_dir=folder,
+        run_html=render_html(run_page, options),
+        run_markdown=render_markdown(run_page, options),
     )
 
 
@@ -396,24 +396,47 @@ def build_report(
     options: ReportOptions,
 ) -> Report:
     """Read the stage outputs and render the report of the files this run processed."""
-    manifest = list(iter_jsonl(manifest_path))
-    planned = [p for p in manifest if p.get("action", PROCESS) == PROCESS]
-    sources = [p["source"] for p in planned]
-    transcripts, summaries, lost = complete_records(
-        sources, read_records(transcript_paths), read_records(summary_paths)
+    records = collect(manifest_path, transcript_paths, summary_paths, input_uri)
+    return render_report(records, input_uri, options)
+
+
+def run_report_step(
+    manifest_path: str,
+    transcript_paths: Sequence[str],
+    summary_paths: Sequence[str],
+    input_uri: str,
+    output_uri: str,
+    run_id: str = "",
+    options: ReportOptions | None = None,
+    catalogue_options: CatalogueOptions | None = None,
+) -> Report:
+    """The report step: join the stage outputs, update the catalogue, render, export.
+
+    Args:
+        manifest_path: The plan's manifest (JSON Lines).
+        transcript_paths: Every shard's transcripts (JSON Lines).
+        summary_paths: Every shard's summaries (JSON Lines).
+        input_uri: The input prefix (names are relative to it).
+        output_uri: The output prefix: catalogue, run folder, pages.
+        run_id: The pipeline run's id (part of ``runs/<run>/``).
+        options: How the pages look.
+        catalogue_options: The catalogue's part size.
+
+    Returns:
+        The rendered report (already exported).
+    """
+    started_at = utc_now()
+    records = collect(manifest_path, transcript_paths, summary_paths, input_uri)
+    update = update_catalogue(
+        output_uri,
+        records.manifest,
+        records.transcripts,
+        records.summaries,
+        run_id,
+        catalogue_options or CatalogueOptions(),
     )
-    names = {p["source"]: p.get("name") or relative_name(p["source"], input_uri) for p in planned}
-    rows = build_rows(
-        transcripts, summaries, lost, names, {p["source"]: p.get("duration_s") for p in planned}
+    report = render_report(
+        records, input_uri, options or ReportOptions(), update, run_id, started_at
     )
-    metrics = compute_metrics(
-        transcripts, summaries, lost, len(manifest) - len(planned), read_references(sources)
-    )
-    return Report(
-        html=render_html(rows, metrics, options),
-        markdown=render_markdown(rows, metrics, options),
-        metrics=metrics,
-        rows=rows,
-        transcripts=transcripts,
-        summaries=summaries,
-    )
+    export(output_uri, report)
+    return report

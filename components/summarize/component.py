@@ -63,13 +63,17 @@ def summarize(
 
     Returns:
         summaries: JSON Lines, one summary record per transcript (source, status, error,
-            summary, model, ttft_s, latency_s, prompt_tokens, completion_tokens).
-        metrics: Requests, failures, reused summaries, TTFT and latency p50/p95, token counts.
+            summary, model, ttft_s, latency_s, prompt_tokens, completion_tokens,
+            step_started_at, step_finished_at).
+        metrics: Requests, failures, reused summaries, TTFT and latency p50/p95, token counts,
+            step_started_at_s, step_finished_at_s, step_seconds.
     """
+    from components.common.records import stamp_jsonl, step_metrics, utc_now
     from components.common.shards import read_shard
     from components.summarize.client import ClientOptions
     from components.summarize.engine import SummarizeOptions, run_summarize_step
 
+    started_at = utc_now()
     client = ClientOptions(
         endpoint=llm_endpoint,
         model=llm_model,
@@ -87,6 +91,9 @@ def summarize(
     values = run_summarize_step(
         transcripts.path, summaries.path, options, items, output_uri or None, reprocess
     )
+    finished_at = utc_now()
+    stamp_jsonl(summaries.path, started_at, finished_at)
+    values |= step_metrics(started_at, finished_at)
     for name, value in values.items():
         metrics.log_metric(name, value)
 

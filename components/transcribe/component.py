@@ -50,14 +50,19 @@ def transcribe(
 
     Returns:
         transcripts: JSON Lines, one record per input file in input order (source, status,
-            error, language, duration_s, text, segments, model, processing_s).
+            error, language, duration_s, text, segments, model, processing_s,
+            step_started_at, step_finished_at).
         metrics: files, files_failed, files_reused, audio_seconds, processing_seconds,
-            real_time_factor, model_load_seconds.
+            real_time_factor, model_load_seconds, step_started_at_s, step_finished_at_s,
+            step_seconds.
     """
     import logging
 
+    from components.common.records import stamp_jsonl, step_metrics, utc_now
     from components.common.shards import read_shard
     from components.transcribe.engine import TranscribeOptions, run_transcribe_step
+
+    started_at = utc_now()
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     options = TranscribeOptions(
@@ -72,6 +77,9 @@ def transcribe(
     )
     items = read_shard(shards.path, shard_index)
     values = run_transcribe_step(items, transcripts.path, options, output_uri or None, reprocess)
+    finished_at = utc_now()
+    stamp_jsonl(transcripts.path, started_at, finished_at)
+    values |= step_metrics(started_at, finished_at)
     for name, value in values.items():
         metrics.log_metric(name, value)
 
