@@ -11,9 +11,9 @@ a summary or an object key is escaped.
 from __future__ import annotations
 
 import html
-from urllib.parse import quote
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from components.common.records import OK
 from components.report.charts import histogram_bins, histogram_svg, timeline_svg
