@@ -22,7 +22,7 @@ import yaml
 
 from components.common import audio, ledger, storage
 from components.common.errors import ConfigError
-from components.common.ledger import PROCESS, SKIP, SUMMARIES_DIR, TRANSCRIPTS_DIR, Item
+from components.common.ledger import IGNORE, PROCESS, SUMMARIES_DIR, TRANSCRIPTS_DIR, Item
 from components.common.records import OK, read_jsonl, write_jsonl
 from components.common.whisper_settings import check_language, english_only
 from components.plan.planner import PlanOptions, holds_audio, plan
@@ -250,9 +250,9 @@ def test_audio_is_decided_by_content_and_skips_are_listed(
         "memo.opus": (PROCESS, None),
         "export.dat": (PROCESS, None),
         "call.wav": (PROCESS, None),
-        "call.txt": (SKIP, "reference transcript of call.wav"),
-        "notes.txt": (SKIP, actions["notes.txt"][1]),
-        "cover.png": (SKIP, "not audio: no audio stream (video or other streams only)"),
+        "call.txt": (IGNORE, "reference transcript of call.wav"),
+        "notes.txt": (IGNORE, actions["notes.txt"][1]),
+        "cover.png": (IGNORE, "not audio: no audio stream (video or other streams only)"),
     }
     assert actions["notes.txt"][1].startswith("not audio: ffprobe cannot read it")
     assert sorted(it.name for s in result.shards for it in s) == sorted(
@@ -280,7 +280,7 @@ def test_content_is_probed_on_s3_too(speech: dict[str, Path], s3_bucket: str) ->
     storage.write_text(inp + "readme.md", "not audio")
     result = plan(inp, PlanOptions(), f"s3://{s3_bucket}/out")
     actions = {f.name: f.action for f in result.files}
-    assert actions == {"recording.bin": PROCESS, "readme.md": SKIP}
+    assert actions == {"recording.bin": PROCESS, "readme.md": IGNORE}
 
 
 # --- 4. video longer than its audio ---------------------------------------------------
@@ -426,11 +426,11 @@ def test_symlinks_are_recorded_under_the_link_name_or_skipped(
     assert files["linked.wav"].source == str(inp / "linked.wav")  # not the target's path
     assert files["linked.wav"].action == PROCESS and files["linked.wav"].size > 0
     assert (files["folder-link"].action, files["folder-link"].reason) == (
-        SKIP,
+        IGNORE,
         "symlink to a folder (not followed)",
     )
     assert (files["broken.wav"].action, files["broken.wav"].reason) == (
-        SKIP,
+        IGNORE,
         "broken symlink (its target is missing)",
     )
 
@@ -495,7 +495,7 @@ def test_hostile_folder_end_to_end_then_reprocess(
     # a second run with new settings and --reprocess does every input again
     assert run("--reprocess", "--beam-size", "1", "--max-tokens", "8") == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["files_processed"], metrics["files_skipped"], metrics["files_ok"]) == (6, 1, 6)
+    assert (metrics["files_processed"], metrics["files_skipped"], metrics["files_ok"]) == (6, 0, 6)
     assert all(p.stat().st_mtime_ns != mtime for p, mtime in stored.items())
     for path in (out / "summaries").iterdir():
         record = json.loads(path.read_text())

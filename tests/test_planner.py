@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from components.common import storage
 from components.common.errors import ConfigError
-from components.common.ledger import PROCESS, SKIP
+from components.common.ledger import IGNORE, PROCESS
 from components.plan.planner import PlanOptions, balance, lower_bound, makespan, plan
 
 weights_st = st.lists(st.floats(min_value=0.0, max_value=1e5, allow_nan=False), max_size=200)
@@ -85,9 +85,9 @@ def clip_dir(audio_dir: Path, tmp_path: Path) -> Path:
 
 
 def _check_plan(result, expected: dict[str, float], num_shards: int) -> None:
-    skipped = {Path(f.source).name: f.reason for f in result.files if f.action == SKIP}
-    assert set(skipped) <= {"utt01_en-us_s175.txt"}  # the reference text, listed as skipped
-    assert all(r == "reference transcript of utt01_en-us_s175.wav" for r in skipped.values())
+    ignored = {Path(f.source).name: f.reason for f in result.files if f.action == IGNORE}
+    assert set(ignored) <= {"utt01_en-us_s175.txt"}  # the reference text, listed as ignored
+    assert all(r == "reference transcript of utt01_en-us_s175.wav" for r in ignored.values())
     files = [f for f in result.files if f.action == PROCESS]
     by_name = {Path(f.source).name: f for f in files}
     assert set(by_name) == set(expected)
@@ -178,4 +178,4 @@ def test_plan_component_under_kfp_local(clip_dir: Path, tmp_path: Path) -> None:
         m["source"] for m in planned
     )
     assert {m["shard"] for m in planned} == {0, 1}
-    assert len(planned) == len(CLIPS) == len(manifest) - 1  # and the reference text, skipped
+    assert len(planned) == len(CLIPS) == len(manifest) - 1  # and the reference text, ignored

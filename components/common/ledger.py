@@ -36,9 +36,11 @@ log = logging.getLogger(__name__)
 LEDGER_DIR = "_ledger"
 TRANSCRIPTS_DIR = "transcripts"
 SUMMARIES_DIR = "summaries"
-#: ``action`` of a plan manifest line: processed by this run, or finished earlier.
+#: ``action`` of a plan manifest line: processed by this run, finished earlier, or not an
+#: audio input at all (not audio, a reference transcript, a symlink to a folder, ...).
 PROCESS = "process"
 SKIP = "skip"
+IGNORE = "ignore"
 #: Longest path component of a name: ``<name>.json`` still fits 255 bytes.
 NAME_COMPONENT_BYTES = storage.MAX_COMPONENT_BYTES - len(".json")
 #: Longest name: every key derived from it fits S3's 1,024 bytes under a long output prefix.

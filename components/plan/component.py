@@ -15,8 +15,8 @@ def plan(
     whisper_model: str = "",
     language: str = "auto",
 ) -> list[int]:
-    """Check the settings, list the input, skip finished inputs and non-audio objects, split
-    the rest into duration-balanced shards.
+    """Check the settings, list the input, skip finished inputs, ignore non-audio objects,
+    split the rest into duration-balanced shards.
 
     Args:
         input_uri: Audio to process: an s3://bucket/prefix/ or a local folder.
@@ -34,8 +34,8 @@ def plan(
             {source, name, etag, size} of each shard, heaviest file first; each transcribe
             and summarize task reads its own line.
         manifest: JSON Lines, one object per object under the input (source, name, size,
-            etag, duration_s, weight_s, shard, action: process or skip, reason of a skip,
-            step_started_at, step_finished_at).
+            etag, duration_s, weight_s, shard, action: process, skip (finished earlier) or
+            ignore (not audio), reason of a skip or ignore, step_started_at, step_finished_at).
     """
     import logging
 

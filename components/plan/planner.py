@@ -17,9 +17,9 @@ could be probed); the transcribe stage reports the file if it is broken.
 What is audio is decided by content, not only by name: an object with one of
 :data:`storage.AUDIO_EXTENSIONS` is audio (transcribe reports it if it is broken); any other
 is audio when ffprobe finds an audio stream in it (``.amr`` voice notes, ``.dat`` exports).
-Everything else under the input prefix is planned as ``skip`` with its reason (not audio, a
-reference transcript, a symlink to a folder, a broken symlink, ...): the manifest names every
-object, nothing is dropped silently.
+Everything else under the input prefix is planned as ``ignore`` with its reason (not audio,
+a reference transcript, a symlink to a folder, a broken symlink, ...): the manifest names
+every object, nothing is dropped silently.
 
 Incremental runs: with an output URI, inputs that the ledger there marks as finished at
 their current ETag (:mod:`components.common.ledger`, one listing) are planned as ``skip``
@@ -39,7 +39,7 @@ from typing import Any
 
 from components.common import audio, ledger, storage
 from components.common.errors import ConfigError, StorageError, UnsafeKeyError
-from components.common.ledger import PROCESS, SKIP, Item
+from components.common.ledger import IGNORE, PROCESS, SKIP, Item
 from components.common.storage import ObjectInfo
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class PlannedFile:
     weight_s: float
     shard: int | None
     action: str = PROCESS
-    #: Why a ``skip`` line is skipped.
+    #: Why a ``skip`` or ``ignore`` line is not processed.
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,7 +240,8 @@ def plan(input_uri: str, options: PlanOptions, output_uri: str | None = None) ->
     """List everything under ``input_uri`` (S3 prefix or local folder) and plan its audio.
 
     With ``output_uri``, inputs its ledger marks as finished are planned as ``skip`` (see the
-    module docstring), and so is every object that is not audio, with its reason. Raises
+    module docstring); every object that is not audio is planned as ``ignore``, with its
+    reason. Raises
     :class:`ConfigError` when the input holds no audio at all: a run over nothing is a
     configuration mistake (wrong prefix), not an empty success. An input whose audio is all
     finished is no error: the plan has one empty shard.
@@ -251,16 +252,16 @@ def plan(input_uri: str, options: PlanOptions, output_uri: str | None = None) ->
     found, reasons = sort_inputs(objects, input_uri, options)
     not_audio = [
         PlannedFile(o.uri, ledger.relative_name(o.uri, input_uri), o.size, o.etag, None, 0.0,
-                    None, SKIP, reasons[o.uri])
+                    None, IGNORE, reasons[o.uri])
         for o in objects
         if o.uri in reasons
     ] + [
-        PlannedFile(u.uri, ledger.relative_name(u.uri, input_uri), 0, "", None, 0.0, None, SKIP,
+        PlannedFile(u.uri, ledger.relative_name(u.uri, input_uri), 0, "", None, 0.0, None, IGNORE,
                     u.reason)
         for u in unreadable
     ]  # fmt: skip
     for f in not_audio:
-        log.info("plan: skipping %s: %s", f.name, f.reason)
+        log.info("plan: ignoring %s: %s", f.name, f.reason)
     if not found:
         example = f" ({len(not_audio)} skipped, e.g. {not_audio[0].name}: {not_audio[0].reason})"
         raise ConfigError(
@@ -277,7 +278,7 @@ def plan(input_uri: str, options: PlanOptions, output_uri: str | None = None) ->
     ]
     log.info(
         "plan: %d inputs, %d to process in %d shard(s), %d finished earlier (skipped), "
-        "%d not audio (skipped)",
+        "%d other objects (ignored)",
         len(items),
         len(todo),
         len(result.shards),
