@@ -261,8 +261,8 @@ def test_figures_come_from_the_step_times(stage_outputs: dict) -> None:
     assert (m["mean_shard_completion_s"], m["max_shard_completion_s"]) == (13.0, 18.0)
     assert m["shards"] == 2
     report = _build(stage_outputs)
-    assert "| 0 | 2 | 1 | 12.0 | 6.0 | 2.0 | 2.0 | 8.0 |" in report.markdown  # RTF 12 s / 6 s
-    assert "| 1 | 2 | 1 | 30.0 | 10.0 | 3.0 | 8.0 | 18.0 |" in report.markdown  # lost.wav too
+    assert "| 0 | 2 | 1 | 12.0 | 6.0 | 2 | 2.0 | 8.0 |" in report.markdown  # RTF 12 s / 6 s
+    assert "| 1 | 2 | 1 | 30.0 | 10.0 | 3 | 8.0 | 18.0 |" in report.markdown  # lost.wav too
     assert "| shard 1 | summarize | 12.0 | 20.0 |" in report.markdown
     assert "| 0.00 – 0.70 | 1 |" in report.markdown  # one TTFT of 0.2 s
     html = report.html

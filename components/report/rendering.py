@@ -119,7 +119,7 @@ def _shard_cells(figures: RunFigures) -> list[list[str]]:
             str(r.files_ok),
             _fmt(r.audio_s, ".1f"),
             _fmt(r.transcribe_s, ".1f"),
-            _fmt(r.real_time_factor, ".1f"),
+            _fmt(r.real_time_factor, ".3g"),
             _fmt(r.summarize_s, ".1f"),
             _fmt(r.completion_s, ".1f"),
         ]

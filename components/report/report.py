@@ -336,8 +336,10 @@ def render_report(
     catalogue: dict[str, TableUpdate] | None = None,
     run_id: str = "",
     started_at: str | None = None,
+    rendered_at: str | None = None,
 ) -> Report:
-    """Render the report of one run (the catalogue's totals when an update is given)."""
+    """Render the report of one run (the catalogue's totals when an update is given); the
+    report step's bar runs from ``started_at`` to ``rendered_at`` (default: now)."""
     started_at = started_at or utc_now()
     planned = records.planned
     sources = [p["source"] for p in planned]
@@ -355,7 +357,7 @@ def render_report(
         sum(p.get("action") == SKIP for p in records.manifest),  # "ignore": not an input
         read_references(sources),
     )
-    rendered_at = utc_now()
+    rendered_at = rendered_at or utc_now()
     figures = run_figures(
         records.manifest, records.transcripts, records.summaries, started_at, rendered_at
     )
