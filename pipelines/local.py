@@ -39,6 +39,7 @@ from kfp.local import subprocess_task_handler
 import components
 from components.common import ledger, storage
 from components.common.errors import ConfigError
+from components.common.redact import check_mode
 from components.common.whisper_settings import check_language
 from components.plan.planner import PlanOptions, holds_audio
 from pipelines.asr_summarize import build_pipeline
@@ -75,8 +76,18 @@ def _check_whisper_model(name_or_path: str) -> None:
 def check_settings(params: PipelineDefaults) -> PipelineDefaults:
     """Validate the settings and return them with local paths made absolute."""
     params = replace(
-        params, input_uri=_absolute(params.input_uri), output_uri=_absolute(params.output_uri)
+        params,
+        input_uri=_absolute(params.input_uri),
+        output_uri=_absolute(params.output_uri),
+        raw_output_uri=_absolute(params.raw_output_uri) if params.raw_output_uri else "",
     )
+    check_mode(params.redact)
+    raw, out = (uri.rstrip("/") + "/" for uri in (params.raw_output_uri, params.output_uri))
+    if params.raw_output_uri and raw.startswith(out):
+        raise ConfigError(
+            f"--raw-output {params.raw_output_uri} is inside --output {params.output_uri}: "
+            "unredacted transcripts must be kept apart"
+        )
     if not holds_audio(params.input_uri, PlanOptions()):
         raise ConfigError(f"--input {params.input_uri} holds no audio files")
     if storage.is_remote(params.output_uri):

@@ -89,6 +89,10 @@ class PipelineDefaults:
     max_tokens: int
     max_concurrency: int
     reprocess: bool = False
+    initial_prompt: str = ""
+    structured_summary: bool = True
+    redact: str = "outputs"
+    raw_output_uri: str = ""
 
 
 @dataclass(frozen=True)

@@ -191,10 +191,13 @@ def sequence(*replies: Reply) -> Callable[[dict], Reply]:
     return respond
 
 
-def options(endpoint: str, **client: Any) -> SummarizeOptions:
-    """Summarize options with fast backoff for tests."""
+def options(endpoint: str, structured: bool = False, **client: Any) -> SummarizeOptions:
+    """Summarize options with fast backoff for tests (text summaries unless ``structured``:
+    these scripted answers are text)."""
     settings = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "read_timeout_s": 5.0} | client
-    return SummarizeOptions(ClientOptions(endpoint=endpoint, model=MODEL, **settings))
+    return SummarizeOptions(
+        ClientOptions(endpoint=endpoint, model=MODEL, **settings), structured=structured
+    )
 
 
 def transcript(source: str, text: str = "We agreed to ship on Friday.") -> dict:

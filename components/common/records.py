@@ -72,6 +72,10 @@ class SummaryRecord:
     completion_tokens: int | None = None
     step_started_at: str | None = None
     step_finished_at: str | None = None
+    #: The structured summary (components/summarize/structured.py), or ``None``.
+    structured: dict[str, Any] | None = None
+    #: Why there is no structured summary although one was asked for.
+    structured_error: str | None = None
 
     @classmethod
     def failed(cls, source: str, error: str, **extra: Any) -> SummaryRecord:

@@ -15,6 +15,7 @@ def report(
     input_uri: str,
     output_uri: str,
     run_id: str = "",
+    redact: str = "outputs",
 ):
     """Join every shard's records into the catalogue, a report with figures, and metrics.
 
@@ -27,6 +28,8 @@ def report(
             summaries.jsonl and catalog/ Parquet dataset hold every input's latest records;
             runs/<run>/ keeps this run's manifest, records, metrics and report.
         run_id: The pipeline run's id, part of the runs/<run>/ folder name.
+        redact: Personal data: none, outputs or before_llm; unless none, whatever is not
+            redacted yet is redacted before the catalogue, the pages and the export.
 
     Returns:
         report_html: Catalogue and run totals, makespan and shard completion times, a
@@ -36,6 +39,7 @@ def report(
             factor, TTFT p50/p95, WER; makespan_s, mean_shard_completion_s,
             max_shard_completion_s; the catalogue's totals.
     """
+    from components.common.redact import check_mode
     from components.report.report import run_report_step
 
     result = run_report_step(
@@ -45,6 +49,7 @@ def report(
         input_uri,
         output_uri,
         run_id,
+        redact=check_mode(redact),
     )
     with open(report_html.path, "w", encoding="utf-8") as f:
         f.write(result.html)

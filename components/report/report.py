@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from components.common import redact as redaction
 from components.common import storage
 from components.common.errors import UnsafeKeyError
 from components.common.ledger import PROCESS, SKIP, relative_name
@@ -58,6 +59,7 @@ from components.common.records import (
 from components.common.stats import percentile
 from components.common.subtitles import to_srt, to_vtt
 from components.common.wer import corpus_wer
+from components.report import analytics
 from components.report.catalogue import CatalogueOptions, TableUpdate, update_catalogue
 from components.report.figures import RunFigures, run_figures
 from components.report.rendering import FileRow, Page, ReportOptions, render_html, render_markdown
@@ -286,8 +288,13 @@ def collect(
     transcript_paths: Sequence[str],
     summary_paths: Sequence[str],
     input_uri: str,
+    redact: str = redaction.NONE,
 ) -> RunRecords:
-    """Read the plan's manifest and the stage outputs; every manifest line gets its ``name``."""
+    """Read the plan's manifest and the stage outputs; every manifest line gets its ``name``.
+
+    ``redact`` (:mod:`components.common.redact`): unless ``none``, every record not redacted
+    yet is redacted here, before the catalogue, the pages or the export see it.
+    """
     manifest = [
         {**m, "name": m.get("name") or relative_name(m["source"], input_uri)}
         for m in iter_jsonl(manifest_path)
@@ -298,6 +305,8 @@ def collect(
         read_records(transcript_paths),
         read_records(summary_paths),
     )
+    transcripts = [redaction.redact_transcript(t, redact) for t in transcripts]
+    summaries = [redaction.redact_summary(s, redact) for s in summaries]
     return RunRecords(manifest, planned, transcripts, summaries, lost)
 
 
@@ -375,17 +384,20 @@ def render_report(
         run=folder.removeprefix("runs/"),
     )
     run_page = replace(page, link_root="../../")
+    names = {p["source"]: p["name"] for p in planned}
+    section_html = analytics.section_html(records.summaries, names)
+    section_md = analytics.section_markdown(records.summaries, names)
     return Report(
-        html=render_html(page, options),
-        markdown=render_markdown(page, options),
+        html=analytics.insert_html(render_html(page, options), section_html),
+        markdown=render_markdown(page, options) + section_md,
         metrics=metrics,
         rows=rows,
         transcripts=records.transcripts,
         summaries=records.summaries,
         manifest=records.manifest,
         run_dir=folder,
-        run_html=render_html(run_page, options),
-        run_markdown=render_markdown(run_page, options),
+        run_html=analytics.insert_html(render_html(run_page, options), section_html),
+        run_markdown=render_markdown(run_page, options) + section_md,
     )
 
 
@@ -395,9 +407,10 @@ def build_report(
     summary_paths: Sequence[str],
     input_uri: str,
     options: ReportOptions,
+    redact: str = redaction.NONE,
 ) -> Report:
     """Read the stage outputs and render the report of the files this run processed."""
-    records = collect(manifest_path, transcript_paths, summary_paths, input_uri)
+    records = collect(manifest_path, transcript_paths, summary_paths, input_uri, redact)
     return render_report(records, input_uri, options)
 
 
@@ -410,6 +423,7 @@ def run_report_step(
     run_id: str = "",
     options: ReportOptions | None = None,
     catalogue_options: CatalogueOptions | None = None,
+    redact: str = redaction.NONE,
 ) -> Report:
     """The report step: join the stage outputs, update the catalogue, render, export.
 
@@ -422,12 +436,13 @@ def run_report_step(
         run_id: The pipeline run's id (part of ``runs/<run>/``).
         options: How the pages look.
         catalogue_options: The catalogue's part size.
+        redact: Redaction mode (:mod:`components.common.redact`) for what is not redacted yet.
 
     Returns:
         The rendered report (already exported).
     """
     started_at = utc_now()
-    records = collect(manifest_path, transcript_paths, summary_paths, input_uri)
+    records = collect(manifest_path, transcript_paths, summary_paths, input_uri, redact)
     update = update_catalogue(
         output_uri,
         records.manifest,

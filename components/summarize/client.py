@@ -292,13 +292,19 @@ class ChatClient:
 
         return self._with_retries(attempt)
 
-    def chat(self, messages: list[dict[str, str]], deadline: float | None = None) -> ChatResult:
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        deadline: float | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> ChatResult:
         """Send one streamed chat completion and measure it; retries as documented above.
 
         ``deadline`` is a :func:`time.monotonic` time after which the request, retries
-        included, raises :class:`DeadlineError` instead of going on.
+        included, raises :class:`DeadlineError` instead of going on. ``response_format``
+        (OpenAI API, e.g. ``{"type": "json_schema", ...}``) is sent as is.
         """
-        body = {
+        body: dict[str, Any] = {
             "model": self.options.model,
             "messages": messages,
             "max_tokens": self.options.max_tokens,
@@ -306,6 +312,8 @@ class ChatClient:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if response_format is not None:
+            body["response_format"] = response_format
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         return self._with_retries(
             lambda number: self._stream_once(payload, number, deadline), deadline

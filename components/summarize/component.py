@@ -29,6 +29,8 @@ def summarize(
     max_retries: int = 5,
     llm_objective: str = "asr-summarization",
     reprocess: bool = False,
+    structured_summary: bool = True,
+    redact: str = "outputs",
 ):
     """Summarize every transcript with an LLM behind an llm-d inference gateway (OpenAI API).
 
@@ -61,14 +63,20 @@ def summarize(
         reprocess: Summarize every transcript again with these settings; stored summaries
             are not reused (each new one is still stored as soon as it is made).
 
+        structured_summary: Also ask for a JSON summary (key points, action items, decisions,
+            topics, sentiment, language) through response_format; false: text only.
+        redact: Personal data: none, outputs (summaries redacted) or before_llm (transcripts
+            redacted before any request, too).
+
     Returns:
         summaries: JSON Lines, one summary record per transcript (source, status, error,
             summary, model, ttft_s, latency_s, prompt_tokens, completion_tokens,
-            step_started_at, step_finished_at).
+            structured, structured_error, step_started_at, step_finished_at).
         metrics: Requests, failures, reused summaries, TTFT and latency p50/p95, token counts,
             step_started_at_s, step_finished_at_s, step_seconds.
     """
     from components.common.records import stamp_jsonl, step_metrics, utc_now
+    from components.common.redact import check_mode
     from components.common.shards import read_shard
     from components.summarize.client import ClientOptions
     from components.summarize.engine import SummarizeOptions, run_summarize_step
@@ -85,11 +93,20 @@ def summarize(
         objective=llm_objective or None,
     )
     options = SummarizeOptions(
-        client=client, max_input_tokens=max_input_tokens, summary_timeout_s=summary_timeout_s
+        client=client,
+        max_input_tokens=max_input_tokens,
+        summary_timeout_s=summary_timeout_s,
+        structured=structured_summary,
     )
     items = read_shard(shards.path, shard_index) if shards is not None else []
     values = run_summarize_step(
-        transcripts.path, summaries.path, options, items, output_uri or None, reprocess
+        transcripts.path,
+        summaries.path,
+        options,
+        items,
+        output_uri or None,
+        reprocess,
+        check_mode(redact),
     )
     finished_at = utc_now()
     stamp_jsonl(summaries.path, started_at, finished_at)

@@ -15,6 +15,11 @@ Deadlines: a stream that keeps sending is never cut (the client gives up only af
 transcript (waits for a request slot, retries and map-reduce steps included), overshooting by
 at most one token gap. A step of ``n`` transcripts therefore ends within
 ``ceil(n / max_concurrency) * (summary_timeout_s + read_timeout_s)``.
+- with ``structured`` (the default) every request asks for one JSON object of
+  :data:`components.summarize.structured.SCHEMA` (``response_format``), map steps included, and
+  the reduce merges the parts' objects; an answer that breaks the schema is asked again once,
+  then the transcript is summarized as plain text and ``structured_error`` says why (a
+  well-formed transcript never fails for it).
 
 Record timing: ``ttft_s`` is the time to first token of the request that wrote the summary
 (the reduce request for a map-reduce), ``latency_s`` the wall time of the whole transcript,
@@ -24,16 +29,18 @@ retries and map steps included; token counts are sums over its requests.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from components.common import ledger
+from components.common import redact as redaction
 from components.common.errors import ConfigError
 from components.common.ledger import SUMMARIES_DIR, Item
 from components.common.records import FAILED, OK, SummaryRecord, read_jsonl, write_jsonl
@@ -54,6 +61,7 @@ from components.summarize.prompts import (
     pack,
     transcript_pieces,
 )
+from components.summarize.structured import RESPONSE_FORMAT, InvalidAnswer, as_text, parse_answer
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +83,7 @@ class SummarizeOptions:
     ``check_model`` asks ``GET /models`` first, so an unknown model is a configuration error.
     ``summary_timeout_s`` bounds the work on one transcript (every request, retry and
     map-reduce step of it); a slow stream inside it is not an error.
+    ``structured`` asks for the structured summary (module docstring) besides the text.
     """
 
     client: ClientOptions = field(default_factory=ClientOptions)
@@ -82,6 +91,7 @@ class SummarizeOptions:
     bytes_per_token: float = 3.0
     check_model: bool = True
     summary_timeout_s: float = 900.0
+    structured: bool = True
 
     def __post_init__(self) -> None:
         if self.client.max_concurrency < 1:
@@ -132,6 +142,7 @@ class _Job:
     def __init__(self, client: ChatClient, options: SummarizeOptions) -> None:
         self.client = client
         self.options = options
+        self.structured = options.structured  # off after a structured answer failed twice
         self.results: list[ChatResult] = []
         self.chunks = 0
         self.rejected = 0  # attempts refused for context overflow
@@ -140,10 +151,40 @@ class _Job:
         self._lock = threading.Lock()
 
     def call(self, kind: Kind, material: str) -> ChatResult:
-        result = self.client.chat(build_messages(kind, material), self.deadline)
+        """One request; a structured answer that breaks the schema is asked for once more.
+
+        A structured result's ``text`` is its object as compact JSON. Raises
+        :class:`InvalidAnswer` when the second structured answer is invalid too.
+        """
+        structured = self.structured
+        messages = build_messages(kind, material, structured)
+        result = self._chat(kind, messages, structured, first=True)
+        if not structured:
+            return result
+        try:
+            value = parse_answer(result.text, result.finish_reason)
+        except InvalidAnswer as e:
+            log.info("invalid structured answer, asking once more: %s", e)
+            result = self._chat(kind, messages, structured, first=False)
+            value = parse_answer(result.text, result.finish_reason)
+        return replace(result, text=json.dumps(value, ensure_ascii=False))
+
+    def _chat(
+        self, kind: Kind, messages: list[dict[str, str]], structured: bool, first: bool
+    ) -> ChatResult:
+        """One chat request, recorded; a structured one the server refuses (400, not for the
+        context) raises :class:`InvalidAnswer` so that the transcript falls back to text."""
+        try:
+            result = self.client.chat(
+                messages, self.deadline, RESPONSE_FORMAT if structured else None
+            )
+        except LLMError as e:
+            if not structured or e.status != 400 or isinstance(e, ContextOverflowError):
+                raise
+            raise InvalidAnswer(f"the server refused the response_format: {e}") from e
         with self._lock:
             self.results.append(result)
-            self.chunks += kind is not Kind.REDUCE
+            self.chunks += kind is not Kind.REDUCE and first
         return result
 
     def summarize(self, pieces: list[str], kind: Kind, budget: int, depth: int = 0) -> ChatResult:
@@ -191,7 +232,10 @@ class _Job:
             self.rejected += error.attempts
             old_bpt, smaller = self.bytes_per_token, budget // 2
             if error.prompt_tokens and error.context_tokens:
-                sent = sum(len(m["content"].encode()) for m in build_messages(kind, material))
+                sent = sum(
+                    len(m["content"].encode())
+                    for m in build_messages(kind, material, self.structured)
+                )
                 self.bytes_per_token = min(old_bpt, 0.9 * sent / error.prompt_tokens)
                 fits = min(budget, error.context_tokens - self.options.client.max_tokens)
                 if fits < budget or self.bytes_per_token < old_bpt:
@@ -228,8 +272,15 @@ def _summarize_one(
         return SummaryResult(source=source, status=OK, model=options.client.model)
     job = _Job(client, options)
     start = time.perf_counter()
+    structured_error = None
     try:
-        final = job.summarize(pieces, Kind.WHOLE, options.max_input_tokens)
+        try:
+            final = job.summarize(pieces, Kind.WHOLE, options.max_input_tokens)
+        except InvalidAnswer as e:
+            structured_error = f"no structured summary, text summary instead: {e}"
+            log.warning("%s: %s", source, structured_error)
+            job.structured, job.chunks = False, 0
+            final = job.summarize(pieces, Kind.WHOLE, options.max_input_tokens)
     except DeadlineError as e:
         log.warning("summary of %s stopped at summary_timeout_s: %s", source, e)
         return SummaryResult.failed(
@@ -241,6 +292,7 @@ def _summarize_one(
             requests=len(job.results),
             attempts=sum(r.attempts for r in job.results) + job.rejected + e.attempts,
             chunks=job.chunks,
+            structured_error=structured_error,
         )
     except LLMError as e:
         log.warning("summary of %s failed: %s", source, e)
@@ -251,9 +303,11 @@ def _summarize_one(
             requests=len(job.results),
             attempts=sum(r.attempts for r in job.results) + job.rejected + e.attempts,
             chunks=job.chunks,
+            structured_error=structured_error,
         )
     cached = [r.cached_tokens for r in job.results if r.cached_tokens is not None]
-    summary = final.text.strip()
+    value = json.loads(final.text) if job.structured else None
+    summary = as_text(value) if value is not None else final.text.strip()
     return SummaryResult(
         source=source,
         status=OK if summary else FAILED,
@@ -269,6 +323,8 @@ def _summarize_one(
         chunks=job.chunks,
         finish_reason=final.finish_reason,
         cached_tokens=sum(cached) if cached else None,
+        structured=value,
+        structured_error=structured_error,
     )
 
 
@@ -377,6 +433,7 @@ def run_summarize_step(
     shard: Sequence[Item] = (),
     output_uri: str | None = None,
     reprocess: bool = False,
+    redact: str = redaction.NONE,
 ) -> dict[str, float]:
     """Read ``transcripts.jsonl``, write ``summaries.jsonl``, return the step's metrics.
 
@@ -385,9 +442,15 @@ def run_summarize_step(
     transcript is summarized again); every new summary is stored as soon as it is made;
     then the ledger marks each input whose transcript and summary are both ``ok`` as
     finished (the ledger entry is written last).
+
+    ``redact`` (:mod:`components.common.redact`): unless ``none``, every summary is redacted
+    before it is stored or written; with ``before_llm`` a transcript that is not redacted yet
+    is redacted before any request.
     """
     start = time.perf_counter()
     transcripts = read_jsonl(transcripts_path)
+    if redact == redaction.BEFORE_LLM:
+        transcripts = [redaction.redact_transcript(t, redact) for t in transcripts]
     items = {it.source: it for it in shard} if output_uri else {}
     stored = [
         ledger.load_result(output_uri, SUMMARIES_DIR, items[t["source"]])
@@ -396,9 +459,16 @@ def run_summarize_step(
         for t in transcripts
     ]
 
+    published: dict[int, dict[str, Any]] = {}  # id of a new record → its redacted dict
+
+    def publish(record: SummaryResult) -> dict[str, Any]:
+        if id(record) not in published:
+            published[id(record)] = redaction.redact_summary(record.to_dict(), redact)
+        return published[id(record)]
+
     def keep(record: SummaryResult) -> None:
         if record.source in items:
-            ledger.store_result(output_uri, SUMMARIES_DIR, items[record.source], record.to_dict())
+            ledger.store_result(output_uri, SUMMARIES_DIR, items[record.source], publish(record))
 
     todo = [t for t, rec in zip(transcripts, stored, strict=True) if rec is None]
     fresh = iter(summarize_records(todo, options, on_record=keep))
@@ -407,7 +477,7 @@ def run_summarize_step(
     for rec in stored:
         if rec is None:
             new.append(next(fresh))
-            records.append(new[-1].to_dict())
+            records.append(publish(new[-1]))
         else:
             records.append({k: v for k, v in rec.items() if k != "etag"})
     write_jsonl(summaries_path, records)

@@ -55,6 +55,25 @@ _INSTRUCTIONS = {
         "with the key facts, figures, decisions and action items (who does what, by when)."
     ),
 }
+_SHAPE = (
+    "Answer with one JSON object: summary (one short paragraph), key_points (the key facts and "
+    "figures), action_items (each {owner, task, due}; owner and due null when not said), "
+    "decisions, topics (a few words each), sentiment of the call (negative, neutral or "
+    "positive) and language (the material's language code, e.g. en)."
+)
+# Structured requests: the same tasks, answered as one object of structured.SCHEMA.
+_STRUCTURED_INSTRUCTIONS = {
+    Kind.WHOLE: f"Summarize the transcript below. {_SHAPE}",
+    Kind.PART: (
+        "The transcript below is one consecutive part of a longer recording. Summarize this "
+        f"part, keeping names, figures, decisions and action items. {_SHAPE}"
+    ),
+    Kind.REDUCE: (
+        "Below are JSON summaries of consecutive parts of one recording, in order. Merge them "
+        "into one summary of the whole recording: one paragraph for all of it, and every key "
+        "point, action item, decision and topic of the parts, each once. " + _SHAPE
+    ),
+}
 _TAGS = {Kind.WHOLE: "transcript", Kind.PART: "transcript", Kind.REDUCE: "part_summaries"}
 # Any opening or closing tag of ours inside the material loses its "<".
 _TAG_IN_DATA = re.compile(r"<(?=\s*/?\s*(?:transcript|part_summaries)\b)", re.IGNORECASE)
@@ -74,23 +93,31 @@ def estimate_tokens(text: str, bytes_per_token: float) -> int:
     return math.ceil(len(text.encode("utf-8")) / bytes_per_token)
 
 
-def prefix(kind: Kind) -> str:
-    """The user message up to the material: identical for every request of ``kind``."""
-    return f"{_INSTRUCTIONS[kind]}\n\n<{_TAGS[kind]}>\n"
+def prefix(kind: Kind, structured: bool = False) -> str:
+    """The user message up to the material: identical for every request of ``kind``.
+
+    ``structured`` picks the instructions that ask for one JSON object (structured.SCHEMA).
+    """
+    instructions = (_STRUCTURED_INSTRUCTIONS if structured else _INSTRUCTIONS)[kind]
+    return f"{instructions}\n\n<{_TAGS[kind]}>\n"
 
 
-def build_messages(kind: Kind, material: str) -> list[dict[str, str]]:
+def build_messages(kind: Kind, material: str, structured: bool = False) -> list[dict[str, str]]:
     """``[system, user]`` messages with the material last, fenced and defused."""
     fenced = _TAG_IN_DATA.sub("‹", material)
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"{prefix(kind)}{fenced}\n</{_TAGS[kind]}>"},
+        {"role": "user", "content": f"{prefix(kind, structured)}{fenced}\n</{_TAGS[kind]}>"},
     ]
 
 
 def material_budget(max_input_tokens: int, kind: Kind, bytes_per_token: float) -> int:
-    """Tokens left for the material once the prompt around it is counted."""
-    frame = build_messages(kind, "")
+    """Tokens left for the material once the prompt around it is counted (the longer framing
+    of plain and structured requests)."""
+    frame = max(
+        (build_messages(kind, "", structured) for structured in (False, True)),
+        key=lambda messages: sum(len(m["content"]) for m in messages),
+    )
     overhead = sum(estimate_tokens(m["content"], bytes_per_token) for m in frame)
     return max_input_tokens - overhead - _TEMPLATE_TOKENS
 

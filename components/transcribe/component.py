@@ -20,6 +20,9 @@ def transcribe(
     no_speech_threshold: float = 0.6,
     silence_threshold_db: float = -50.0,
     reprocess: bool = False,
+    initial_prompt: str = "",
+    redact: str = "outputs",
+    raw_output_uri: str = "",
 ):
     """Transcribe a shard of audio files with OpenAI Whisper, loading the model once.
 
@@ -47,6 +50,12 @@ def transcribe(
             (no text); mains hum stays below it.
         reprocess: Transcribe every input again with these settings; stored transcripts
             are not reused (each new one is still stored as soon as it is made).
+        initial_prompt: Domain vocabulary (a list of terms or a sample sentence) that prompts
+            Whisper, so it spells them as given; empty: none.
+        redact: Personal data: none, outputs (stored transcripts redacted) or before_llm (the
+            transcripts output redacted too, so the summarizer never sees it).
+        raw_output_uri: Prefix where the unredacted transcripts are kept as well
+            (transcripts/<name>.json); empty: nowhere.
 
     Returns:
         transcripts: JSON Lines, one record per input file in input order (source, status,
@@ -59,6 +68,7 @@ def transcribe(
     import logging
 
     from components.common.records import stamp_jsonl, step_metrics, utc_now
+    from components.common.redact import check_mode
     from components.common.shards import read_shard
     from components.transcribe.engine import TranscribeOptions, run_transcribe_step
 
@@ -74,9 +84,18 @@ def transcribe(
         condition_on_previous_text=condition_on_previous_text,
         no_speech_threshold=no_speech_threshold,
         silence_threshold_db=silence_threshold_db,
+        initial_prompt=initial_prompt or None,
     )
     items = read_shard(shards.path, shard_index)
-    values = run_transcribe_step(items, transcripts.path, options, output_uri or None, reprocess)
+    values = run_transcribe_step(
+        items,
+        transcripts.path,
+        options,
+        output_uri or None,
+        reprocess,
+        check_mode(redact),
+        raw_output_uri or None,
+    )
     finished_at = utc_now()
     stamp_jsonl(transcripts.path, started_at, finished_at)
     values |= step_metrics(started_at, finished_at)

@@ -26,6 +26,7 @@ import torch
 from whisper.model import Whisper
 
 from components.common import audio, ledger, storage
+from components.common import redact as redaction
 from components.common.errors import ConfigError, StorageError, UnsafeKeyError
 from components.common.ledger import TRANSCRIPTS_DIR, Item
 from components.common.records import FAILED, Segment, TranscriptRecord, write_jsonl
@@ -69,6 +70,8 @@ class TranscribeOptions:
             level in dBFS, measured above 250 Hz (so mains hum counts as silence too), give
             no text; ``None`` turns it off.
         model_cache_dir: where fetched weights are kept (``$WHISPER_CACHE_DIR``).
+        initial_prompt: domain terms or a sample sentence that prompt the first window, so
+            Whisper spells them as given (``None``: no prompt).
     """
 
     model: str = "tiny.en"
@@ -86,6 +89,7 @@ class TranscribeOptions:
     word_timestamps: bool = False
     silence_threshold_db: float | None = -50.0
     model_cache_dir: str = field(default_factory=default_cache_dir)
+    initial_prompt: str | None = None
 
 
 def resolve_device(device: str | None) -> str:
@@ -121,6 +125,7 @@ def decode_kwargs(options: TranscribeOptions) -> dict[str, Any]:
         "logprob_threshold": options.logprob_threshold,
         "compression_ratio_threshold": options.compression_ratio_threshold,
         "condition_on_previous_text": options.condition_on_previous_text,
+        "initial_prompt": options.initial_prompt or None,
         "word_timestamps": options.word_timestamps,
         "verbose": None,
     }
@@ -399,6 +404,8 @@ def run_transcribe_step(
     options: TranscribeOptions,
     output_uri: str | None = None,
     reprocess: bool = False,
+    redact: str = redaction.NONE,
+    raw_output_uri: str | None = None,
 ) -> dict[str, float]:
     """The ``transcribe`` component's work: transcribe a shard, write JSONL, return metrics.
 
@@ -408,6 +415,10 @@ def run_transcribe_step(
     record is stored as soon as it is made, so a retried or repeated task redoes only the
     inputs without a stored result. The model is loaded only when some input needs it (an
     empty shard loads nothing). ``transcripts_path`` is written only at the end, whole.
+
+    ``redact`` (:mod:`components.common.redact`): the records stored under ``output_uri`` are
+    redacted unless it is ``none``; ``transcripts_path`` too with ``before_llm``. With
+    ``raw_output_uri`` the unredacted records are stored there as well.
     """
     options = resolve_options(options)
     items = list(shard)
@@ -418,11 +429,16 @@ def run_transcribe_step(
     )
     pending = {it.source: it for it, rec in zip(items, stored, strict=True) if rec is None}
 
+    redacted: dict[str, dict] = {}  # source → the redacted record (made once)
+
     def keep(record: TranscriptRecord) -> None:
+        item = pending[record.source]
+        if raw_output_uri:
+            ledger.store_result(raw_output_uri, TRANSCRIPTS_DIR, item, record.to_dict())
+        if output_uri or redact == redaction.BEFORE_LLM:
+            redacted[record.source] = redaction.redact_transcript(record.to_dict(), redact)
         if output_uri:
-            ledger.store_result(
-                output_uri, TRANSCRIPTS_DIR, pending[record.source], record.to_dict()
-            )
+            ledger.store_result(output_uri, TRANSCRIPTS_DIR, item, redacted[record.source])
 
     new: list[TranscriptRecord] = []
     load_s = 0.0
@@ -437,6 +453,8 @@ def run_transcribe_step(
         next(fresh).to_dict() if rec is None else {k: v for k, v in rec.items() if k != "etag"}
         for rec in stored
     ]
+    if redact == redaction.BEFORE_LLM:
+        records = [redacted.get(r["source"]) or r for r in records]
     write_jsonl(transcripts_path, records)
     metrics = shard_metrics(new)
     metrics["files"] = len(items)
