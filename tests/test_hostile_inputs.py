@@ -490,6 +490,9 @@ def test_hostile_folder_end_to_end_then_reprocess(
     assert (out / "text" / "linked.wav.txt").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["files_processed"], metrics["files_ok"]) == (6, 6)
+    for report in ("report.md", "report.html"):  # what was not processed is named, with why
+        text = (out / report).read_text()
+        assert "Not processed" in text and "notes.txt" in text and "not audio" in text, report
     stored = {p: p.stat().st_mtime_ns for p in (out / "transcripts").iterdir()}
 
     # a second run with new settings and --reprocess does every input again

@@ -316,3 +316,38 @@ def test_inputs_finished_earlier_are_counted_not_listed(stage_outputs: dict) -> 
     assert [r.name for r in report.rows] == ["team/ok.wav"]
     assert [t["source"] for t in report.transcripts] == [ok]
     assert "| skipped (finished earlier) | 1 |" in report.markdown
+
+
+def test_objects_that_are_not_audio_are_listed_with_their_reason(stage_outputs: dict) -> None:
+    d = stage_outputs["dir"]
+    ok = stage_outputs["src"]["team/ok.wav"]
+    write_jsonl(
+        d / "manifest.jsonl",
+        [
+            {
+                "source": ok,
+                "name": "team/ok.wav",
+                "size": 1,
+                "etag": "e",
+                "duration_s": 12.0,
+                "shard": 0,
+                "action": "process",
+            },
+            {
+                "source": "/in/<b>notes</b>.txt",
+                "name": "<b>notes</b>.txt",
+                "size": 9,
+                "etag": "e",
+                "duration_s": None,
+                "shard": None,
+                "action": "ignore",
+                "reason": "not audio: ffprobe cannot read it",
+            },
+        ],
+    )
+    report = _build(stage_outputs)
+    m = report.metrics
+    assert (m["files_total"], m["files_processed"], m["files_skipped"]) == (1, 1, 0)
+    assert [r.name for r in report.rows] == ["team/ok.wav"]
+    assert "- `&lt;b&gt;notes&lt;/b&gt;.txt`: not audio: ffprobe cannot read it" in report.markdown
+    assert "<code>&lt;b&gt;notes&lt;/b&gt;.txt</code>: not audio: ffprobe" in report.html

@@ -56,6 +56,8 @@ class Page:
     run: str = ""
     #: Prefix of the links to text and subtitles (``../../`` for the copy under runs/<run>/).
     link_root: str = ""
+    #: Objects under the input prefix the plan did not take as audio: (name, reason).
+    ignored: Sequence[tuple[str, str]] = ()
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -202,6 +204,10 @@ def render_markdown(page: Page, options: ReportOptions) -> str:
             f"- `{_md_cell(r.name)}` ({r.status}): {_md_cell(r.error or '')}" for r in failures
         ]
         lines.append("")
+    if page.ignored:
+        lines += ["## Not processed (not audio inputs)", ""]
+        lines += [f"- `{_md_cell(name)}`: {_md_cell(reason)}" for name, reason in page.ignored]
+        lines.append("")
     lines += [
         "## Files",
         "",
@@ -305,6 +311,10 @@ def render_html(page: Page, options: ReportOptions) -> str:
             f"<li><code>{e(r.name)}</code> ({e(r.status)}): {e(r.error or '')}</li>"
             for r in failures
         ]
+        out.append("</ul>")
+    if page.ignored:
+        out.append("<h2>Not processed (not audio inputs)</h2><ul>")
+        out += [f"<li><code>{e(name)}</code>: {e(reason)}</li>" for name, reason in page.ignored]
         out.append("</ul>")
     out.append(
         "<h2>Files</h2><table><tr><th>file</th><th>duration (s)</th><th>status</th>"

@@ -45,7 +45,7 @@ from typing import Any
 from components.common import redact as redaction
 from components.common import storage
 from components.common.errors import UnsafeKeyError
-from components.common.ledger import PROCESS, SKIP, relative_name
+from components.common.ledger import IGNORE, PROCESS, SKIP, relative_name
 from components.common.records import (
     OK,
     Segment,
@@ -382,6 +382,11 @@ def render_report(
         ttft_s=[s["ttft_s"] for s in records.summaries if s.get("ttft_s") is not None],
         durations_s=[r.duration_s for r in rows if r.duration_s],
         run=folder.removeprefix("runs/"),
+        ignored=[
+            (p["name"], p.get("reason") or "")
+            for p in records.manifest
+            if p.get("action") == IGNORE
+        ],
     )
     run_page = replace(page, link_root="../../")
     names = {p["source"]: p["name"] for p in planned}
