@@ -27,7 +27,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     WHISPER_CACHE_DIR=/var/cache/whisper
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg \
+    && apt-get install -y --no-install-recommends ffmpeg gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin app

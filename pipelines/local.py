@@ -102,6 +102,8 @@ def check_settings(params: PipelineDefaults) -> PipelineDefaults:
     for name, flag in _POSITIVE.items():
         if getattr(params, name) < 1:
             raise ConfigError(f"{flag} must be at least 1, got {getattr(params, name)}")
+    if params.num_speakers < 0:
+        raise ConfigError(f"--num-speakers must be 0 (estimate) or more, got {params.num_speakers}")
     if params.batch_size < 0:
         raise ConfigError(f"--batch-size must be 0 (auto) or more, got {params.batch_size}")
     return params

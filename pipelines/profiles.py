@@ -93,6 +93,10 @@ class PipelineDefaults:
     structured_summary: bool = True
     redact: str = "outputs"
     raw_output_uri: str = ""
+    word_timestamps: bool = False
+    channel_speakers: str = ""
+    diarize: bool = False
+    num_speakers: int = 0
 
 
 @dataclass(frozen=True)

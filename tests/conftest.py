@@ -33,6 +33,7 @@ VENDORED_CRDS = Path(__file__).resolve().parent / "data" / "crds"
 pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.llm_server",
+    "tests.fixtures.dialogues",
 ]
 
 

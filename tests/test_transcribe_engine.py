@@ -21,6 +21,7 @@ from components.common.subtitles import to_srt
 from components.common.wer import corpus_wer
 from components.transcribe import engine
 from components.transcribe.engine import TranscribeOptions
+from components.transcribe.speakers import SpeakerOptions
 
 SHORT_CLIPS = ("utt06_en-gb+m3_s140.wav", "utt07_en-us_s130.wav")
 
@@ -283,8 +284,9 @@ def test_options_resolve_for_cpu(options) -> None:
     assert resolved.temperature == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     with pytest.raises(ConfigError, match="batch_size"):
         engine.resolve_options(TranscribeOptions(batch_size=-1))
-    with pytest.raises(ConfigError, match="word_timestamps needs batch_size 1"):
-        engine.resolve_options(TranscribeOptions(batch_size=4, word_timestamps=True))
+    assert engine.resolve_options(TranscribeOptions(batch_size=4, word_timestamps=True))
+    with pytest.raises(ConfigError, match="num_speakers"):
+        engine.resolve_options(TranscribeOptions(speakers=SpeakerOptions(num_speakers=-1)))
 
 
 def test_alignment_heads_come_from_the_checkpoint(whisper_model, model) -> None:

@@ -30,6 +30,11 @@ class Segment:
     start: float
     end: float
     text: str
+    #: Who said it: a channel's speaker (``channel_0``, or its ``channel_speakers`` name) or
+    #: a diarized speaker (``speaker_0``); ``None`` when speakers are not labelled.
+    speaker: str | None = None
+    #: ``[{word, start, end, probability}]`` with word timestamps, else ``None``.
+    words: list[dict[str, Any]] | None = None
 
 
 @dataclass

@@ -42,6 +42,7 @@ class FileRow:
     real_time_factor: float | None
     summary: str
     transcribed: bool
+    speakers: str = ""  # talk time per labelled speaker (components.report.speakers)
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,8 @@ def render_markdown(page: Page, options: ReportOptions) -> str:
     for r in page.rows:
         links = " ".join(f"[{label}]({page.link_root}{href})" for label, href in _links(r))
         lines.append(
-            f"| {_md_cell(r.name)} | {_fmt(r.duration_s, '.1f')} | {r.status} | "
+            f"| {_md_cell(r.name)}{_md_cell(f' ({r.speakers})' if r.speakers else '')} | "
+            f"{_fmt(r.duration_s, '.1f')} | {r.status} | "
             f"{r.language or ''} | {_fmt(r.real_time_factor, '.1f')} | "
             f"{_md_cell(_cut(r.summary, options.summary_chars))} | {links} |"
         )
@@ -325,7 +327,8 @@ def render_html(page: Page, options: ReportOptions) -> str:
             f'<a href="{e(page.link_root + href)}">{label}</a>' for label, href in _links(r)
         )
         out.append(
-            f'<tr class="{e(r.status)}"><td>{e(r.name)}</td>'
+            f'<tr class="{e(r.status)}"><td>{e(r.name)}'
+            f"{f'<br><small>{e(r.speakers)}</small>' if r.speakers else ''}</td>"
             f'<td class="num">{_fmt(r.duration_s, ".1f")}</td>'
             f'<td class="status-{e(r.status)}">{e(r.status)}</td><td>{e(r.language or "")}</td>'
             f'<td class="num">{_fmt(r.real_time_factor, ".1f")}</td>'

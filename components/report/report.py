@@ -57,12 +57,13 @@ from components.common.records import (
     utc_now,
 )
 from components.common.stats import percentile
-from components.common.subtitles import to_srt, to_vtt
+from components.common.subtitles import to_srt, to_text, to_vtt
 from components.common.wer import corpus_wer
 from components.report import analytics
 from components.report.catalogue import CatalogueOptions, TableUpdate, update_catalogue
 from components.report.figures import RunFigures, run_figures
 from components.report.rendering import FileRow, Page, ReportOptions, render_html, render_markdown
+from components.report.speakers import talk_times
 
 LOST = "lost"
 _LOST_ERROR = "lost: no transcribe task reported on this file (its shard did not finish)"
@@ -177,6 +178,7 @@ def build_rows(
                 real_time_factor=_rtf(t),
                 summary=s.get("summary") or "",
                 transcribed=t["status"] == OK,
+                speakers=talk_times(t.get("segments") or []),
             )
         )
     return sorted(rows, key=lambda r: (r.status == OK, r.name))
@@ -234,7 +236,10 @@ def _jsonl(records: Iterable[dict[str, Any]]) -> str:
 
 
 def _segments(record: dict[str, Any]) -> list[Segment]:
-    return [Segment(float(s["start"]), float(s["end"]), s["text"]) for s in record["segments"]]
+    return [
+        Segment(float(s["start"]), float(s["end"]), s["text"], s.get("speaker"))
+        for s in record["segments"]
+    ]
 
 
 def run_dir(manifest: Sequence[dict[str, Any]], run_id: str, started_at: str) -> str:
@@ -265,7 +270,8 @@ def export(output_uri: str, report: Report) -> None:
     for row in filter(lambda r: r.transcribed, report.rows):
         record = by_source[row.source]
         storage.write_text(
-            child(join(output_uri, "text"), f"{row.name}.txt"), record["text"] + "\n"
+            child(join(output_uri, "text"), f"{row.name}.txt"),
+            to_text(_segments(record), record["text"]),
         )
         segments = _segments(record)
         subtitles = join(output_uri, "subtitles")

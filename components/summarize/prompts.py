@@ -122,14 +122,30 @@ def material_budget(max_input_tokens: int, kind: Kind, bytes_per_token: float) -
     return max_input_tokens - overhead - _TEMPLATE_TOKENS
 
 
+def _speaker_turns(segments: list[dict[str, Any]]) -> list[str]:
+    """``speaker: text`` per turn (consecutive segments of one speaker), each on its line."""
+    turns: list[tuple[str, str]] = []
+    for seg in segments:
+        text, speaker = str(seg.get("text") or "").strip(), seg.get("speaker") or "unknown"
+        if text and turns and turns[-1][0] == speaker:
+            turns[-1] = (speaker, f"{turns[-1][1]} {text}")
+        elif text:
+            turns.append((speaker, text))
+    return [f"{speaker}: {text}\n" for speaker, text in turns]
+
+
 def transcript_pieces(record: dict[str, Any]) -> list[str]:
-    """The transcript's segment texts (or its whole text when it has no segments).
+    """The transcript's segment texts (or its whole text when it has no segments); with
+    speaker labels, one ``speaker: text`` line per speaker turn, so a summary can say who
+    does what.
 
     Raises ``ValueError`` for segments that are not a list of objects.
     """
     segments = record.get("segments") or []
     if not isinstance(segments, list) or not all(isinstance(s, dict) for s in segments):
         raise ValueError("malformed transcript record: segments must be a list of objects")
+    if any(s.get("speaker") for s in segments):
+        return _speaker_turns(segments)
     pieces = [str(s.get("text") or "").strip() for s in segments]
     pieces = [p for p in pieces if p]
     if pieces:

@@ -23,6 +23,11 @@ def transcribe(
     initial_prompt: str = "",
     redact: str = "outputs",
     raw_output_uri: str = "",
+    word_timestamps: bool = False,
+    split_channels: bool = True,
+    channel_speakers: str = "",
+    diarize: bool = False,
+    num_speakers: int = 0,
 ):
     """Transcribe a shard of audio files with OpenAI Whisper, loading the model once.
 
@@ -56,11 +61,23 @@ def transcribe(
             transcripts output redacted too, so the summarizer never sees it).
         raw_output_uri: Prefix where the unredacted transcripts are kept as well
             (transcripts/<name>.json); empty: nowhere.
+        word_timestamps: Add words [{word, start, end, probability}] to every segment
+            (cross-attention alignment as openai-whisper computes it, batched too).
+        split_channels: A file whose channels carry different speakers (a stereo call) is
+            transcribed per channel and merged by time, each segment labelled with its
+            channel's speaker; identical channels are transcribed once.
+        channel_speakers: Comma-separated names of the channels' speakers in channel order,
+            e.g. agent,customer; unnamed channels are channel_0, channel_1, ...
+        diarize: Label the speakers of mono files (speaker_0, speaker_1, ...) with a
+            speaker-embedding model and split segments where the speaker changes; costs
+            time, so off by default.
+        num_speakers: Speakers in each diarized file; 0 estimates the number per file.
 
     Returns:
         transcripts: JSON Lines, one record per input file in input order (source, status,
             error, language, duration_s, text, segments, model, processing_s,
-            step_started_at, step_finished_at).
+            step_started_at, step_finished_at); segments carry speaker (null when not
+            labelled) and words (null unless asked).
         metrics: files, files_failed, files_reused, audio_seconds, processing_seconds,
             real_time_factor, model_load_seconds, step_started_at_s, step_finished_at_s,
             step_seconds.
@@ -70,7 +87,9 @@ def transcribe(
     from components.common.records import stamp_jsonl, step_metrics, utc_now
     from components.common.redact import check_mode
     from components.common.shards import read_shard
+    from components.transcribe.channels import speaker_names
     from components.transcribe.engine import TranscribeOptions, run_transcribe_step
+    from components.transcribe.speakers import SpeakerOptions
 
     started_at = utc_now()
 
@@ -85,6 +104,13 @@ def transcribe(
         no_speech_threshold=no_speech_threshold,
         silence_threshold_db=silence_threshold_db,
         initial_prompt=initial_prompt or None,
+        word_timestamps=word_timestamps,
+        speakers=SpeakerOptions(
+            split_channels=split_channels,
+            channel_speakers=tuple(speaker_names(channel_speakers)) if channel_speakers else (),
+            diarize=diarize,
+            num_speakers=num_speakers,
+        ),
     )
     items = read_shard(shards.path, shard_index)
     values = run_transcribe_step(

@@ -31,6 +31,8 @@ from components.common.errors import ConfigError, StorageError, UnsafeKeyError
 from components.common.ledger import TRANSCRIPTS_DIR, Item
 from components.common.records import FAILED, Segment, TranscriptRecord, write_jsonl
 from components.common.whisper_settings import normalize_language
+from components.transcribe import channels, speakers
+from components.transcribe.speakers import SpeakerOptions
 from components.transcribe.weights import default_cache_dir, load_model
 
 log = logging.getLogger(__name__)
@@ -58,20 +60,22 @@ class TranscribeOptions:
         fp16: half precision; ``None`` means on for CUDA, off on CPU.
         device: ``cuda``, ``cuda:1``, ``cpu``; ``None``/``"auto"`` picks CUDA when present.
         batch_size: files decoded together; 1 is the sequential reference path, more uses
-            :mod:`components.transcribe.batched` (no word timestamps there); 0 picks the
+            :mod:`components.transcribe.batched`; 0 picks the
             size from the device and its free memory (:func:`batched.auto_batch_size`).
         no_speech_threshold: a window whose no-speech probability is above this and whose
             average log probability is below ``logprob_threshold`` is silence.
         logprob_threshold: see ``no_speech_threshold``; also triggers temperature fallback.
         compression_ratio_threshold: a more compressible (repetitive) decode falls back.
         condition_on_previous_text: prompt each 30-s window with the previous text.
-        word_timestamps: align words (cross-attention); refines segment boundaries.
+        word_timestamps: align words (cross-attention); refines segment boundaries and
+            adds ``words`` to every segment (batched: :mod:`components.transcribe.timing`).
         silence_threshold_db: audio (and segments) whose 30-ms frames all stay below this
             level in dBFS, measured above 250 Hz (so mains hum counts as silence too), give
             no text; ``None`` turns it off.
         model_cache_dir: where fetched weights are kept (``$WHISPER_CACHE_DIR``).
         initial_prompt: domain terms or a sample sentence that prompt the first window, so
             Whisper spells them as given (``None``: no prompt).
+        speakers: speaker labels (:class:`~components.transcribe.speakers.SpeakerOptions`).
     """
 
     model: str = "tiny.en"
@@ -90,6 +94,7 @@ class TranscribeOptions:
     silence_threshold_db: float | None = -50.0
     model_cache_dir: str = field(default_factory=default_cache_dir)
     initial_prompt: str | None = None
+    speakers: SpeakerOptions = field(default_factory=SpeakerOptions)
 
 
 def resolve_device(device: str | None) -> str:
@@ -103,8 +108,10 @@ def resolve_options(options: TranscribeOptions) -> TranscribeOptions:
     """Options with ``device``, ``fp16`` and ``language`` made concrete and values checked."""
     if options.batch_size < 0:
         raise ConfigError(f"batch_size must be 0 (auto) or more, got {options.batch_size}")
-    if options.batch_size != 1 and options.word_timestamps:
-        raise ConfigError("word_timestamps needs batch_size 1 (the batched decoder has none)")
+    if options.speakers.num_speakers < 0:
+        raise ConfigError(
+            f"num_speakers must be 0 (estimate) or more, got {options.speakers.num_speakers}"
+        )
     if options.beam_size is not None and options.beam_size < 1:
         raise ConfigError(f"beam_size must be at least 1, got {options.beam_size}")
     device = resolve_device(options.device)
@@ -202,6 +209,8 @@ def build_record(
                 start=round(float(seg["start"]), 3),
                 end=round(float(seg["end"]), 3),
                 text=seg["text"].strip(),
+                speaker=seg.get("speaker"),
+                words=seg.get("words") if options.word_timestamps else None,
             )
             for seg in kept
         ],
@@ -217,6 +226,7 @@ class LoadedAudio:
     source: str
     samples: np.ndarray
     load_s: float
+    channels: dict[int, np.ndarray] | None = None  # one speaker each (channels.py)
 
 
 def open_source(
@@ -241,12 +251,13 @@ def open_source(
         return failed(f"download failed: {e}")
     try:
         samples = audio.load_audio(path)
+        split = channels.distinct_channels(path) if options.speakers.split_channels else None
     except audio.AudioError as e:
         return failed(str(e))
     finally:
         if storage.is_remote(source):
             path.unlink(missing_ok=True)
-    return LoadedAudio(source, samples, time.monotonic() - started)
+    return LoadedAudio(source, samples, time.monotonic() - started, split)
 
 
 def decode_records(
@@ -255,7 +266,7 @@ def decode_records(
     """Records for decoded inputs; a batch that raises is retried one file at a time."""
     started = time.monotonic()
     try:
-        results = decode_many(model, [it.samples for it in items], options)
+        results = speakers.decode_attributed(model, items, options)
     except Exception as e:  # one file's decoding failure must not end the shard
         if len(items) > 1:
             log.warning(
