@@ -128,6 +128,11 @@ def test_clean_stale_runs_removes_only_dead_runs_and_kills_their_leftovers(tmp_p
         [sys.executable, "-c", "import time; time.sleep(600)", str(dead / "tmp")]
     )
     try:
+        # the child names the folder only once it has exec'd Python (slow on a busy machine)
+        cmdline = Path(f"/proc/{leftover.pid}/cmdline")
+        deadline = time.monotonic() + 30
+        while str(dead).encode() not in cmdline.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert clean_stale_runs(tmp_path) == [dead]
         assert leftover.wait(timeout=30) == -9
     finally:
