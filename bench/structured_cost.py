@@ -38,6 +38,12 @@ def main() -> int:
     parser.add_argument("--audio-dir", type=Path, required=True)
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=2, help="passes over the texts per mode")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra llama-server argument, e.g. --server-arg=--no-repack (SmolLM2 here)",
+    )
     args = parser.parse_args()
     texts = [
         {"source": r["file"], "status": "ok", "text": r["text"], "segments": []}
@@ -47,7 +53,7 @@ def main() -> int:
     llm_server._READY_TIMEOUT_S = 600.0  # a 100 MB model loads slowly on a busy machine
     with tempfile.TemporaryDirectory() as tmp:
         server = llm_server.start_llama_server(
-            Path(tmp), ctx_size=4096, parallel=1, extra_args=("--no-jinja",)
+            Path(tmp), ctx_size=4096, parallel=1, extra_args=("--no-jinja", *args.server_arg)
         )
         try:
             print(

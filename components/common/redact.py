@@ -15,7 +15,9 @@ Found by Presidio's analyzer with recognizers that work offline, replaced by its
 =============== =================================================== =============
 entity          recognizer                                          placeholder
 =============== =================================================== =============
-CREDIT_CARD     pattern + Luhn checksum                             ``[CARD]``
+CREDIT_CARD     pattern + Luhn checksum; also 12-19 digits in a row ``[CARD]``
+                that fail it next to "card", "credit", "debit" ...
+                (a card number Whisper misheard)
 PHONE_NUMBER    Google's libphonenumber (US, GB, DE, FR, ... forms) ``[PHONE]``
 EMAIL_ADDRESS   pattern + public-suffix check (bundled snapshot)    ``[EMAIL]``
 IBAN_CODE       pattern + ISO 13616 checksum                        ``[IBAN]``
@@ -145,7 +147,7 @@ def normalize(text: str) -> _Mapped:
 def _engines() -> tuple[Any, Any]:
     """Presidio's analyzer (offline recognizers only) and anonymizer, built once per process."""
     import tldextract
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
@@ -180,6 +182,14 @@ def _engines() -> tuple[Any, Any]:
         IbanRecognizer(),
         UsSsnRecognizer(),
         SpacyRecognizer(supported_entities=["PERSON"]),
+        PatternRecognizer(
+            supported_entity="CREDIT_CARD",
+            name="MisheardCardRecognizer",
+            # Below SCORE_THRESHOLD alone; Presidio's context enhancer lifts it over the
+            # threshold only when a context word stands near the digits.
+            patterns=[Pattern("12-19 digits in a row", r"\b\d{12,19}\b", 0.3)],
+            context=["card", "credit", "debit", "visa", "mastercard", "amex"],
+        ),
     ):
         registry.add_recognizer(recognizer)
     analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
