@@ -61,6 +61,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--source", type=Path, help="clips for a new corpus ($ASR_TEST_AUDIO_DIR)")
     p.add_argument("--long-seconds", type=float, help="long-form corpus: files of ~S s")
     p.add_argument("--ways", default="cli,loop,batched")
+    p.add_argument(
+        "--max-wer-gap",
+        type=float,
+        help="exit 1 when batched or chunked WER exceeds the loop's by more (e.g. 0.005)",
+    )
     p.add_argument("--free-gib", default="", help="also run at auto_batch_size for these GiB")
     p.add_argument("--cli-files", type=int, help="run the cli way on every k-th file only")
     p.add_argument("--batch-size", type=int, help="batched way (default: per device table)")
@@ -395,6 +400,13 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"device": name, "model": args.model, "rows": rows}))
     print(" ".join(f"{k}={v:.4f}" if not math.isnan(v) else f"{k}=nan" for k, v in summary.items()))
+    if args.max_wer_gap is not None and "loop" in rows:
+        gaps = {
+            w: rows[w]["wer"] - rows["loop"]["wer"] for w in ("batched", "chunked") if w in rows
+        }
+        worse = {w: g for w, g in gaps.items() if g > args.max_wer_gap}
+        print(f"wer_gap_check={'FAIL' if worse else 'PASS'} gaps={gaps}")
+        sys.exit(1 if worse else 0)
 
 
 if __name__ == "__main__":
