@@ -56,7 +56,8 @@ def plan_chunks(
     A run of regions that spans more than ``max_s`` is split at its longest pause (the
     widest gap between two neighbouring regions), again until every span fits; a single
     region longer than ``max_s`` (the VAD cuts those at their longest pause already) is cut
-    into equal parts.
+    into equal parts. Then neighbouring spans that fit in ``max_s`` together are joined, so
+    chunks are long (more context per window, fewer rows).
     """
     spans: list[tuple[float, float]] = []
     stack = [list(regions)] if regions else []
@@ -73,7 +74,13 @@ def plan_chunks(
             gaps = [run[i + 1][0] - run[i][1] for i in range(len(run) - 1)]
             cut = int(np.argmax(gaps)) + 1
             stack += [run[cut:], run[:cut]]  # left half popped first: spans stay in order
-    return spans
+    filled: list[tuple[float, float]] = []  # then neighbours that fit together are joined
+    for start, end in spans:
+        if filled and end - filled[-1][0] <= max_s:
+            filled[-1] = (filled[-1][0], end)
+        else:
+            filled.append((start, end))
+    return filled
 
 
 def merge_results(chunks: Sequence[Chunk], results: Sequence[dict], language: str) -> dict:

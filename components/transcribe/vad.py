@@ -10,6 +10,8 @@ turns each file's probabilities into speech regions.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +62,22 @@ def load_vad(device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
     return model.to(torch.device(device))
 
 
+@contextmanager
+def _single_thread(device: torch.device) -> Iterator[None]:
+    """One torch thread while the VAD runs on a CPU (as Silero sets it), then as before.
+
+    The model's steps are tiny; with several threads on a busy machine every step waits for
+    a descheduled thread, which made one 5-min file take minutes instead of seconds.
+    """
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def speech_probabilities(model: torch.jit.ScriptModule, audios: list[np.ndarray]) -> list[Tensor]:
     """Per-frame speech probabilities of each 16 kHz waveform, one per :data:`FRAME` samples."""
     device = next(model.parameters()).device
@@ -75,7 +93,7 @@ def speech_probabilities(model: torch.jit.ScriptModule, audios: list[np.ndarray]
         x = torch.zeros(len(batch), piece)
         for r, row in enumerate(batch):
             x[r, : len(row)] = row
-        with torch.no_grad():
+        with torch.no_grad(), _single_thread(device):
             out = model.audio_forward(x.to(device), SAMPLE_RATE)
         for r, row in enumerate(batch):
             frames = -(-len(row) // FRAME)
