@@ -76,6 +76,12 @@ def test_every_chunk_fits_and_chunks_keep_their_order() -> None:
         assert sum(s <= start and end <= e for s, e in spans) == 1
 
 
+def test_neighbours_that_fit_together_are_joined_after_the_cuts() -> None:
+    regions = [(0.0, 2.0), (7.0, 15.0), (16.0, 20.0), (22.0, 40.0)]
+    # cut at 2-7 s, then at 20-22 s; then (0, 2) and (7, 20) fit in one chunk
+    assert chunking.plan_chunks(regions) == [(0.0, 20.0), (22.0, 40.0)]
+
+
 def test_a_single_region_longer_than_a_window_is_cut_evenly() -> None:
     assert chunking.plan_chunks([(10.0, 70.0)]) == [(10.0, 40.0), (40.0, 70.0)]
 
@@ -115,7 +121,9 @@ def test_vad_model_ships_in_the_wheel(vad_model) -> None:
 
 def test_vad_keeps_the_threads_of_torch() -> None:
     threads = torch.get_num_threads()
-    vad.load_vad("cpu")
+    model = vad.load_vad("cpu")
+    assert torch.get_num_threads() == threads
+    vad.speech_regions(model, [np.zeros(SR, dtype=np.float32)])
     assert torch.get_num_threads() == threads
 
 
