@@ -142,7 +142,8 @@ def test_vad_finds_speech_and_not_silence(vad_model, gapped) -> None:
 def test_vad_rows_give_a_long_file_the_probabilities_of_one_pass(vad_model, clip) -> None:
     long = clip(LONG)  # 73 s: three pieces of 30 s, decoded as three rows
     rows = vad.speech_probabilities(vad_model, [long])[0]
-    whole = vad_model.audio_forward(torch.from_numpy(long)[None], SR)[0]
+    with vad._single_thread(torch.device("cpu")):
+        whole = vad_model.audio_forward(torch.from_numpy(long)[None], SR)[0]
     assert rows.shape == whole.shape
     assert (rows > 0.5).eq(whole > 0.5).float().mean() > 0.97
 
