@@ -181,9 +181,9 @@ def test_long_form_must_be_a_known_mode() -> None:
         engine.resolve_options(TranscribeOptions(long_form="parallel"))
 
 
-def test_chunks_are_prompted_with_initial_prompt_and_previous_text(model, clip) -> None:
-    audios = [clip(SHORT), clip(SECOND)]
-    regions = [[(0.0, 4.0), (6.0, a.size / SR)] for a in audios]  # the 2-s pause is made up
+def test_chunks_are_prompted_with_initial_prompt_and_previous_text(model, gapped) -> None:
+    samples, second_start = gapped
+    regions = [[(0.0, 9.0), (second_start, samples.size / SR)]]  # 40 s apart: two chunks
     seen: list[list[str | None]] = []
 
     def decode(chunks, prompts, on_done):
@@ -192,23 +192,16 @@ def test_chunks_are_prompted_with_initial_prompt_and_previous_text(model, clip) 
             model, chunks, batch_size=4, initial_prompts=prompts, on_done=on_done, **OPTIONS
         )
 
-    chunking.transcribe_chunked(
-        audios, regions, decode, language="en", initial_prompt="Council budget."
-    )
-    assert seen == [["Council budget."] * 2], "one round; every chunk gets the initial prompt"
+    prompt = "Council budget."
+    chunking.transcribe_chunked([samples], regions, decode, language="en", initial_prompt=prompt)
+    assert seen == [[prompt, prompt]], "one round; every chunk gets the initial prompt"
     seen.clear()
-    results = chunking.transcribe_chunked(
-        audios,
-        regions,
-        decode,
-        language="en",
-        initial_prompt="Council budget.",
-        prompt_previous=True,
+    (result,) = chunking.transcribe_chunked(
+        [samples], regions, decode, language="en", initial_prompt=prompt, prompt_previous=True
     )
-    assert len(seen) == 2 and seen[0] == ["Council budget."] * 2
-    assert seen[1] == [
-        chunking.join_prompt("Council budget.", r["segments"][0]["text"]) for r in results
-    ]
+    assert len(seen) == 2 and seen[0] == [prompt]
+    first_text = "".join(s["text"] for s in result["segments"] if s["start"] < second_start)
+    assert seen[1] == [chunking.join_prompt(prompt, first_text)]
 
 
 # --- a batched shard stores each file when it is done, and tells how far it is -----------
