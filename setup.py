@@ -45,6 +45,8 @@ setup(
         "resemblyzer==0.1.4",
         "scikit-learn>=1.4,<2",
         "setuptools>=70,<81",
+        # Voice activity detection for long_form="chunked"; ships its model in the wheel
+        "silero-vad>=6.2.3,<7",
     ],
     extras_require={
         "dev": [

@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# Transcription throughput benchmark on the GPU machine, in one call.
+# Transcription throughput benchmark on the GPU machine.
 #
 # 1. Here (a machine with PyPI, the test clips and tiny.en), once:
 #      bash bench/gpu_run.sh prepare
-#    fills .devcarry/ (git-ignored, ~51 MiB): openai-whisper and more-itertools wheels,
-#    tiny.en int8-packed and xz-compressed (26 MiB), the clips as one int16 archive, and a
-#    static ffmpeg (imageio-ffmpeg 0.4.9's binary, xz-compressed) for the CLI way.
+#    fills .devcarry/ (git-ignored, ~45 MiB): openai-whisper and more-itertools wheels,
+#    silero-vad 6.2.3 unpacked with its TorchScript model only (sitepkgs/, 2.3 MiB), tiny.en
+#    int8-packed (36.5 MiB; XZ=1 compresses it to 26 MiB, slowly), the clips as one int16
+#    archive, and, with WITH_CLI=1, a static ffmpeg (imageio-ffmpeg 0.4.9's) for the CLI way.
+#    For the HF peer, also: cp -r ../shared/peers .devcarry/peers
 # 2. On the device (python3 with torch and CUDA; no network):
-#      device run: command "bash bench/gpu_run.sh", carry [".devcarry"], timeout_s 600
-#    It unpacks everything under /tmp, builds a 64-file corpus, runs cli/loop/batched with
-#    tiny.en (beam 5; batched at 64 with CUDA-graph and eager decoder steps, then at 16 and
-#    32), then loop/batched with random-weight checkpoints at a fixed decoded length. The
-#    environment narrows it: WAYS (cli,loop,batched), STEP_MODES (graph,eager), BATCH_SIZES
+#      device run: command "PHASES=... bash bench/gpu_run.sh", carry [".devcarry"]
+#    It unpacks everything under /tmp and runs the phases named in PHASES (default: short):
+#      short    the 64-file corpus: cli/loop/batched with tiny.en (beam 5; batched at 64 with
+#               CUDA-graph and eager steps, then at 16 and 32), then random-weight checkpoints
+#               (SIZES, default large-v3) loop/batched at 32 tokens per window (about 7 min)
+#      long8    8 files x 5 min: loop, batched, chunked, chunked-prompt and the diagnostics
+#               batched-bs1 / batched-fp32 (tiny.en), then the HF peer's generate and pipeline
+#      long4    4 files x 15 min: the same ways, without the diagnostics
+#      models   random-weight medium and large-v3 on 4 files x 15 min, 80 tokens per window:
+#               batched and chunked at the batch auto_batch_size picks for 5 and 10 GiB free
+#    The environment narrows it: WAYS (cli,loop,batched), STEP_MODES (graph,eager), BATCH_SIZES
 #    (16,32; "" for none), SIZES (large-v3; also small, medium; " " for none).
-#    Results: $OUT/RESULTS-gpu.md
-#    (tables for bench/RESULTS.md), $OUT/gpu_run.log, $OUT/tiny_en.json. About 7 minutes.
+#    Results: $OUT/RESULTS-gpu.md (tables for bench/RESULTS.md), $OUT/gpu_run.log, JSON files.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-CARRY=.devcarry
+CARRY=${CARRY:-.devcarry}
 
 if [ "${1:-run}" = prepare ]; then
     set -e
@@ -28,8 +35,19 @@ if [ "${1:-run}" = prepare ]; then
     rm -f "$CARRY"/wheels/*.whl
     "$PY" -m pip wheel -q --no-deps -w "$CARRY/wheels" openai-whisper==20250625
     "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$CARRY/wheels" more-itertools==10.8.0
-    "$PY" bench/pack_weights.py pack "$CKPT" "$CARRY/tiny.en.int8.pt.xz"
+    tmp=$(mktemp -d)
+    "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$tmp" silero-vad==6.2.3
+    rm -rf "$CARRY/sitepkgs" && mkdir -p "$CARRY/sitepkgs"
+    (cd "$tmp" && unzip -q -o silero_vad-*.whl 'silero_vad/*.py' 'silero_vad/data/silero_vad.jit' \
+        -d "$OLDPWD/$CARRY/sitepkgs")
+    rm -rf "$tmp"
+    "$PY" bench/pack_weights.py pack "$CKPT" "$CARRY/tiny.en.int8.pt${XZ:+.xz}"
     PYTHONPATH=. "$PY" bench/make_corpus.py pack "$AUDIO" "$CARRY/audio.npz"
+    if [ -z "${WITH_CLI:-}" ]; then
+        rm -f "$CARRY/ffmpeg.xz"
+        du -sh "$CARRY"
+        exit 0
+    fi
     tmp=$(mktemp -d)
     "$PY" -m pip download -q --no-deps --only-binary=:all: --platform manylinux2010_x86_64 \
         -d "$tmp" imageio-ffmpeg==0.4.9
@@ -52,7 +70,7 @@ step setup
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site "$CARRY"/wheels/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD
+export PYTHONPATH=/tmp/site:$CARRY/sitepkgs:$PWD
 # whisper imports numba at the top of whisper/timing.py but uses it only for word timestamps,
 # which this benchmark does not ask for; numba+llvmlite wheels would not fit the 64 MiB carry.
 if ! python3 -c "import numba" 2>/dev/null; then
@@ -62,30 +80,69 @@ if ! python3 -c "import numba" 2>/dev/null; then
     echo "numba missing: using a no-op jit shim (word timestamps unused)"
 fi
 mkdir -p /tmp/bin
-if ! command -v ffmpeg >/dev/null; then
+if ! command -v ffmpeg >/dev/null && [ -f "$CARRY/ffmpeg.xz" ]; then
     python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" \
         "$CARRY/ffmpeg.xz" /tmp/bin/ffmpeg && chmod +x /tmp/bin/ffmpeg
     export PATH=/tmp/bin:$PATH
 fi
-ffmpeg -version | head -1
+ffmpeg -version 2>/dev/null | head -1
 python3 -c "import torch, whisper; print('torch', torch.__version__, 'whisper', whisper.__version__)"
-python3 bench/pack_weights.py unpack "$CARRY/tiny.en.int8.pt.xz" /tmp/tiny.en.pt
+WEIGHTS=$(ls "$CARRY"/tiny.en.int8.pt* | head -1)
+python3 bench/pack_weights.py unpack "$WEIGHTS" /tmp/tiny.en.pt
+python3 -c "import silero_vad, torch; print('silero-vad from', silero_vad.__file__)"
 python3 bench/make_corpus.py build "$CARRY/audio.npz" /tmp/corpus --files 64
 echo "## GPU run $(date -u +%F)" > "$MD"
 
-WAYS=${WAYS:-cli,loop,batched}
-step "tiny.en: $WAYS (cli: 6 files spread over the corpus), beam 5"
-timeout 330 python3 bench/transcribe_throughput.py --device cuda --model /tmp/tiny.en.pt \
-    --files 64 --corpus /tmp/corpus --ways "$WAYS" --cli-files 6 \
-    --step-modes "${STEP_MODES-graph,eager}" --batch-sizes "${BATCH_SIZES-16,32}" \
-    --json "$OUT/tiny_en.json" --markdown "$MD"
+PHASES=${PHASES:-short}
+TT="python3 bench/transcribe_throughput.py --device cuda"
+HF="python3 $CARRY/peers/hf_whisper_bench.py --model $WEIGHTS --device cuda"
+HF="$HF --dtype float16 --attn sdpa --num-beams 5 --modes generate,pipeline"
 
-for size in ${SIZES:-large-v3}; do
-    step "random-weight $size: loop / batched, 32 tokens per window"
-    python3 bench/random_checkpoint.py "$size" "/tmp/$size.pt" || continue
-    timeout 150 python3 bench/transcribe_throughput.py --device cuda --model "/tmp/$size.pt" \
-        --files 16 --corpus /tmp/corpus --ways loop,batched --fixed-len 32 \
-        --batch-sizes 32 --markdown "$MD"
-    rm -f "/tmp/$size.pt"
+for phase in $PHASES; do
+case $phase in
+short)
+    python3 bench/make_corpus.py build "$CARRY/audio.npz" /tmp/corpus --files 64
+    WAYS=${WAYS:-cli,loop,batched}
+    step "tiny.en: $WAYS (cli: 6 files spread over the corpus), beam 5"
+    timeout 330 $TT --model /tmp/tiny.en.pt \
+        --files 64 --corpus /tmp/corpus --ways "$WAYS" --cli-files 6 \
+        --step-modes "${STEP_MODES-graph,eager}" --batch-sizes "${BATCH_SIZES-16,32}" \
+        --json "$OUT/tiny_en.json" --markdown "$MD"
+    for size in ${SIZES:-large-v3}; do
+        step "random-weight $size: loop / batched, 32 tokens per window"
+        python3 bench/random_checkpoint.py "$size" "/tmp/$size.pt" || continue
+        timeout 150 $TT --model "/tmp/$size.pt" \
+            --files 16 --corpus /tmp/corpus --ways loop,batched --fixed-len 32 \
+            --batch-sizes 32 --markdown "$MD"
+        rm -f "/tmp/$size.pt"
+    done
+    ;;
+long8 | long4)
+    if [ "$phase" = long8 ]; then n=8 sec=300 diag=,batched-bs1,batched-fp32; else n=4 sec=900 diag=; fi
+    python3 bench/make_corpus.py build "$CARRY/audio.npz" "/tmp/$phase" --files $n --seconds $sec
+    step "tiny.en, $n files x $sec s: loop, batched, chunked, chunked-prompt$diag"
+    timeout 420 $TT --model /tmp/tiny.en.pt --files $n --corpus "/tmp/$phase" \
+        --ways "loop,batched,chunked,chunked-prompt$diag" --step-modes graph \
+        --json "$OUT/$phase.json" --markdown "$MD"
+    if [ -f "$CARRY/peers/hf_whisper_bench.py" ]; then
+        step "HF peer, $n files x $sec s: generate (batch $n), pipeline (batch 64)"
+        timeout 240 $HF --corpus "/tmp/$phase" --batch-sizes $n --modes generate \
+            --json "$OUT/hf_${phase}_generate.json" 2>&1 | grep -E "SUMMARY|Error|error" 
+        timeout 150 $HF --corpus "/tmp/$phase" --batch-sizes 64 --modes pipeline \
+            --json "$OUT/hf_${phase}_pipeline.json" 2>&1 | grep -E "SUMMARY|Error|error"
+    fi
+    ;;
+models)
+    [ -d /tmp/long4 ] || python3 bench/make_corpus.py build "$CARRY/audio.npz" /tmp/long4 --files 4 --seconds 900
+    for size in ${SIZES:-medium large-v3}; do
+        step "random-weight $size, 4 files x 900 s, 80 tokens per window: batched / chunked at 5 and 10 GiB"
+        python3 bench/random_checkpoint.py "$size" "/tmp/$size.pt" || continue
+        timeout 200 $TT --model "/tmp/$size.pt" --files 4 --corpus /tmp/long4 --ways none \
+            --fixed-len 80 --step-modes graph --free-gib 5,10 \
+            --json "$OUT/models_$size.json" --markdown "$MD"
+        rm -f "/tmp/$size.pt"
+    done
+    ;;
+esac
 done
 step done

@@ -2,12 +2,17 @@
 
     python bench/make_corpus.py pack SRC_DIR audio.npz      # here: clips -> one int16 archive
     python bench/make_corpus.py build SRC OUT_DIR --files 64
+    python bench/make_corpus.py build SRC OUT_DIR --files 8 --seconds 300   # long-form
 
 ``SRC`` is a folder of clips with ``manifest.jsonl`` (``{"file", "text", "duration_s"}``;
 decoded with ffmpeg through ``whisper.load_audio``) or an archive made by ``pack`` (needs no
 ffmpeg). ``build`` writes 16 kHz mono 16-bit WAV files and ``manifest.jsonl`` with the joined
 reference texts. In every 8 files: 5 single utterances (6-17 s), one of 2 utterances, one of
 4 utterances (30-50 s, two windows) and one long file (68-73 s, three windows).
+
+``--seconds S`` builds a long-form corpus instead: each file is every clip once, in an order
+shuffled per file (seeded by its index), then shuffled again while it is shorter than ``S``;
+so a file ends at the first clip boundary at or past ``S`` seconds (meetings, calls).
 """
 
 from __future__ import annotations
@@ -55,15 +60,44 @@ def build(src: Path, out_dir: Path, n_files: int) -> list[dict]:
     clips = load_clips(src)
     short = [c for c in clips if len(c[2]) < LONG_SECONDS * SAMPLE_RATE]
     long = [c for c in clips if len(c[2]) >= LONG_SECONDS * SAMPLE_RATE]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest, next_short = [], 0
+    files, next_short = [], 0
     for i in range(n_files):
         kind = PATTERN[i % len(PATTERN)]
         if kind == "long":
-            parts = [long[(i // len(PATTERN)) % len(long)]]
+            files.append([long[(i // len(PATTERN)) % len(long)]])
         else:
-            parts = [short[(next_short + k) % len(short)] for k in range(kind)]
+            files.append([short[(next_short + k) % len(short)] for k in range(kind)])
             next_short += kind
+    return write_files(out_dir, files)
+
+
+def long_parts(
+    clips: list[tuple[str, str, np.ndarray]], index: int, seconds: float
+) -> list[tuple[str, str, np.ndarray]]:
+    """The clips of long-form file ``index``: shuffled passes over ``clips`` up to ``seconds``."""
+    rng = np.random.default_rng(index)
+    parts: list[tuple[str, str, np.ndarray]] = []
+    length = 0.0
+    while length < seconds:
+        for k in rng.permutation(len(clips)):
+            parts.append(clips[k])
+            length += (len(clips[k][2]) + len(GAP)) / SAMPLE_RATE
+            if length >= seconds:
+                break
+    return parts
+
+
+def build_long(src: Path, out_dir: Path, n_files: int, seconds: float) -> list[dict]:
+    """Write ``n_files`` long-form files of about ``seconds`` each; return the manifest."""
+    clips = load_clips(src)
+    return write_files(out_dir, [long_parts(clips, i, seconds) for i in range(n_files)])
+
+
+def write_files(out_dir: Path, files: list[list[tuple[str, str, np.ndarray]]]) -> list[dict]:
+    """Join each file's clips with :data:`GAP`, write them and ``manifest.jsonl``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for i, parts in enumerate(files):
         samples = np.concatenate([x for _, _, a in parts for x in (a, GAP)][:-1])
         name = f"c{i:03d}.wav"
         with wave.open(str(out_dir / name), "wb") as w:
@@ -92,12 +126,17 @@ def main() -> None:
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
     parser.add_argument("--files", type=int, default=64)
+    parser.add_argument("--seconds", type=float, help="long-form files of about this length")
     args = parser.parse_args()
     if args.action == "pack":
         pack(args.src, args.dst)
         print(f"packed {args.src} -> {args.dst} ({args.dst.stat().st_size / 2**20:.1f} MiB)")
     else:
-        manifest = build(args.src, args.dst, args.files)
+        manifest = (
+            build_long(args.src, args.dst, args.files, args.seconds)
+            if args.seconds
+            else build(args.src, args.dst, args.files)
+        )
         total = sum(m["duration_s"] for m in manifest)
         durations = [m["duration_s"] for m in manifest]
         print(

@@ -1,20 +1,29 @@
-"""Transcription throughput: the paper's CLI per file vs a transcribe() loop vs batched.
+"""Transcription throughput: the paper's CLI per file vs a transcribe() loop vs batched
+vs chunked.
 
     python bench/transcribe_throughput.py --device cpu|cuda --model NAME|PATH --files N \
-        [--corpus DIR] [--ways cli,loop,batched]
+        [--corpus DIR] [--long-seconds S] [--ways cli,loop,batched,chunked,chunked-prompt]
 
 Ways, on the same device and model: ``cli`` runs one ``whisper FILE --model ...`` process
 per file (process start, imports and model load included, as the paper's jobs did, less the
 model download); ``loop`` loads the model once and calls ``model.transcribe()`` per file;
-``batched`` calls ``components.transcribe.batched.transcribe_batch``. All use beam 5 with
-best_of 5 and temperature fallback, as the CLI does. ``loop`` and ``batched`` get the same
+``batched`` calls ``components.transcribe.batched.transcribe_batch``; ``chunked`` finds the
+speech with Silero VAD and decodes its <= 30-s chunks as independent rows of the batched
+decoder (``components.transcribe.chunking``; VAD time included), ``chunked-prompt`` the same
+with each chunk prompted by its file's previous chunk. All use beam 5 with best_of 5 and
+temperature fallback, as the CLI does. ``loop``, ``batched`` and ``chunked`` get the same
 waveforms, decoded before their clocks start; ``cli`` decodes its own (ffmpeg).
+
+``--long-seconds S`` builds a long-form corpus instead (``make_corpus.py build --seconds``):
+``--files`` files of about S seconds each, the test clips shuffled and joined.
+``--free-gib 5,10`` also runs ``batched`` and ``chunked`` at the batch that
+``auto_batch_size`` picks for that much free GPU memory, with the process capped to it.
 
 ``--fixed-len N`` is for random-weight checkpoints: N tokens per window, end-of-text
 suppressed, no timestamps, no fallback, so both paths decode the same number of tokens.
 
-The last line printed is exactly
-``ratio_vs_cli=<x> ratio_vs_loop=<y> wer_loop=<a> wer_batched=<b>`` (nan for a way not run).
+The last line printed is exactly ``ratio_vs_cli=<x> ratio_vs_loop=<y> wer_loop=<a>
+wer_batched=<b> ratio_chunked_vs_loop=<c> wer_chunked=<d>`` (nan for a way not run).
 """
 
 from __future__ import annotations
@@ -36,10 +45,10 @@ import whisper
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_corpus import build, read_wav
+from make_corpus import build, build_long, read_wav
 
 from components.common.wer import corpus_wer
-from components.transcribe import batched
+from components.transcribe import batched, chunking, vad
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,7 +59,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--files", type=int, default=64, help="corpus files to use")
     p.add_argument("--corpus", type=Path, help="corpus from make_corpus.py build (else built)")
     p.add_argument("--source", type=Path, help="clips for a new corpus ($ASR_TEST_AUDIO_DIR)")
+    p.add_argument("--long-seconds", type=float, help="long-form corpus: files of ~S s")
     p.add_argument("--ways", default="cli,loop,batched")
+    p.add_argument(
+        "--max-wer-gap",
+        type=float,
+        help="exit 1 when batched or chunked WER exceeds the loop's by more (e.g. 0.005)",
+    )
+    p.add_argument("--free-gib", default="", help="also run at auto_batch_size for these GiB")
     p.add_argument("--cli-files", type=int, help="run the cli way on every k-th file only")
     p.add_argument("--batch-size", type=int, help="batched way (default: per device table)")
     p.add_argument("--batch-sizes", default="", help="also sweep these, e.g. 8,16,32,64")
@@ -127,6 +143,21 @@ def run_cli(args: argparse.Namespace, paths: list[Path], out_dir: Path) -> list[
     return texts
 
 
+#: Ways besides cli, loop and batched (see the module docstring); batched-bs1, batched-fp32
+#: and loop-fp32 are diagnostics: the batched engine one file at a time, and both in fp32.
+EXTRA_WAYS = ("chunked", "chunked-prompt", "batched-bs1", "batched-fp32", "loop-fp32")
+
+
+def file_wers(refs: list[str], texts: list[str]) -> list[float]:
+    """Each file's WER, for telling one bad file from a general loss."""
+    return [round(corpus_wer([(r, t)]), 4) for r, t in zip(refs, texts, strict=True)]
+
+
+def default_bs(args: argparse.Namespace) -> int:
+    """The batch of the batched and chunked ways: ``--batch-size`` or the device default."""
+    return args.batch_size or batched.default_batch_size(args.device)
+
+
 def install_profiler(device: str) -> dict[str, float]:
     """Wrap the batched engine's stages with timers; returns the running totals (s)."""
     totals: dict[str, float] = defaultdict(float)
@@ -153,6 +184,35 @@ def install_profiler(device: str) -> dict[str, float]:
     return totals
 
 
+def run_chunked(
+    model: whisper.Whisper,
+    vad_model,
+    audios: list,
+    bs: int,
+    mode: str,
+    opts: dict,
+    prompt_previous: bool = False,
+) -> list[str]:
+    """The ``chunked`` way: VAD, chunk plan, chunks as batch rows; returns the texts."""
+    regions = vad.speech_regions(vad_model, audios)
+
+    def decode(chunks, prompts, on_done):
+        return batched.transcribe_batch(
+            model,
+            chunks,
+            batch_size=bs,
+            step_mode=mode,
+            initial_prompts=prompts,
+            on_done=on_done,
+            **opts,
+        )
+
+    results = chunking.transcribe_chunked(
+        audios, regions, decode, language="en", prompt_previous=prompt_previous
+    )
+    return [r["text"] for r in results]
+
+
 def main() -> None:
     """Run the ways, print a table and the summary line."""
     args = parse_args()
@@ -172,7 +232,10 @@ def main() -> None:
                     " --corpus DIR, a corpus built earlier"
                 )
             corpus = corpus or Path(tmp) / "corpus"
-            build(source, corpus, args.files)
+            if args.long_seconds:
+                build_long(source, corpus, args.files, args.long_seconds)
+            else:
+                build(source, corpus, args.files)
         manifest = [json.loads(x) for x in (corpus / "manifest.jsonl").read_text().splitlines()]
         manifest = manifest[: args.files]
         paths = [corpus / m["file"] for m in manifest]
@@ -210,10 +273,10 @@ def main() -> None:
             )
             wer = corpus_wer(zip(refs, texts, strict=True))
             rows["loop"] = {"files": len(paths), "audio_s": audio_s, "wall_s": wall}
-            rows["loop"] |= {"wer": wer, "peak_gib": peak}
+            rows["loop"] |= {"wer": wer, "peak_gib": peak, "file_wer": file_wers(refs, texts)}
             print(f"loop: {rows['loop']}", flush=True)
         if "batched" in ways:
-            default = args.batch_size or batched.default_batch_size(args.device)
+            default = default_bs(args)
             sizes = [default] + [int(b) for b in args.batch_sizes.split(",") if b]
             modes = [m for m in args.step_modes.split(",") if m]
             modes = modes or [batched.default_step_mode(args.device)]
@@ -245,7 +308,11 @@ def main() -> None:
                     key += f" {mode}"
                 rows[key] = {"files": len(paths), "audio_s": audio_s, "wall_s": wall}
                 rows[key] |= {"wer": corpus_wer(zip(refs, texts, strict=True)), "peak_gib": peak}
-                rows[key] |= {"batch_size": bs, "step_mode": mode}
+                rows[key] |= {
+                    "batch_size": bs,
+                    "step_mode": mode,
+                    "file_wer": file_wers(refs, texts),
+                }
                 headline = headline or texts
                 rows[key]["texts_unlike_headline"] = sum(
                     a != b for a, b in zip(headline, texts, strict=True)
@@ -256,6 +323,45 @@ def main() -> None:
                 if args.json:  # after every run, so that a cut-off call keeps what finished
                     args.json.write_text(json.dumps({"device": name, "rows": rows}))
 
+        extra = [w for w in ways if w in EXTRA_WAYS]
+        if any(w.startswith("chunked") for w in extra) or args.free_gib:
+            vad_model = vad.load_vad(args.device)
+            vad.speech_regions(vad_model, [a[: whisper.audio.N_SAMPLES] for a in audios[:2]])
+        free = [float(g) for g in args.free_gib.split(",") if g]
+        beams = max(opts.get("beam_size") or 1, opts.get("best_of") or 1)
+        size_for = {g: batched.batch_size_for(model.dims, beams, g * 2**30) for g in free}
+        runs = [(way, 1 if way == "batched-bs1" else default_bs(args), None) for way in extra]
+        runs += [(w, size_for[g], g) for g in free for w in ("batched", "chunked")]
+        mode = (args.step_modes.split(",")[0] if args.step_modes else "") or None
+        for way, bs, gib in runs:
+            way_opts = opts | {"fp16": False} if way.endswith("fp32") else opts
+            if way == "loop-fp32":
+                run = lambda a, o=way_opts: [model.transcribe(x, **o)["text"] for x in a]  # noqa: E731
+            elif way.startswith("batched"):
+                run = lambda a, bs=bs, o=way_opts: [  # noqa: E731
+                    r["text"]
+                    for r in batched.transcribe_batch(model, a, batch_size=bs, step_mode=mode, **o)
+                ]
+            else:
+                run = lambda a, bs=bs, way=way: run_chunked(  # noqa: E731
+                    model, vad_model, a, bs, mode, opts, way == "chunked-prompt"
+                )
+            if gib is not None and args.device == "cuda":
+                total = torch.cuda.get_device_properties(0).total_memory
+                torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total))
+            run([a[: 2 * whisper.audio.N_SAMPLES] for a in audios[: max(bs, 2)]])  # warm-up
+            wall, texts, peak = timed_way(args.device, lambda run=run: run(audios))
+            key = way if gib is None else f"{way} ({gib:g} GiB free: batch {bs})"
+            rows[key] = {"files": len(paths), "audio_s": audio_s, "wall_s": wall, "batch_size": bs}
+            rows[key] |= {"wer": corpus_wer(zip(refs, texts, strict=True)), "peak_gib": peak}
+            rows[key] |= {"step_mode": mode or batched.default_step_mode(args.device)}
+            rows[key]["file_wer"] = file_wers(refs, texts)
+            print(f"{key}: {rows[key]}", flush=True)
+            if args.json:
+                args.json.write_text(json.dumps({"device": name, "rows": rows}))
+        if args.device == "cuda":
+            torch.cuda.set_per_process_memory_fraction(1.0)
+
     for row in rows.values():
         row["x_realtime"] = row["audio_s"] / row["wall_s"]
     rate = {k: r["x_realtime"] for k, r in rows.items()}
@@ -265,6 +371,8 @@ def main() -> None:
         "ratio_vs_loop": rate.get("batched", nan) / rate.get("loop", nan),
         "wer_loop": rows.get("loop", {}).get("wer", nan),
         "wer_batched": rows.get("batched", {}).get("wer", nan),
+        "ratio_chunked_vs_loop": rate.get("chunked", nan) / rate.get("loop", nan),
+        "wer_chunked": rows.get("chunked", {}).get("wer", nan),
     }
     table = [
         f"\n#### {name}: model `{args.model}`, {len(paths)} files, {audio_s:.0f} s of audio, "
@@ -292,6 +400,13 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"device": name, "model": args.model, "rows": rows}))
     print(" ".join(f"{k}={v:.4f}" if not math.isnan(v) else f"{k}=nan" for k, v in summary.items()))
+    if args.max_wer_gap is not None and "loop" in rows:
+        gaps = {
+            w: rows[w]["wer"] - rows["loop"]["wer"] for w in ("batched", "chunked") if w in rows
+        }
+        worse = {w: g for w, g in gaps.items() if g > args.max_wer_gap}
+        print(f"wer_gap_check={'FAIL' if worse else 'PASS'} gaps={gaps}")
+        sys.exit(1 if worse else 0)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@ def build_pipeline(profile: Profile):
         channel_speakers: str = d.channel_speakers,
         diarize: bool = d.diarize,
         num_speakers: int = d.num_speakers,
+        long_form: str = d.long_form,
         num_shards: int = d.num_shards,
         llm_endpoint: str = d.llm_endpoint,
         llm_model: str = d.llm_model,
@@ -128,6 +129,9 @@ def build_pipeline(profile: Profile):
             diarize: Label the speakers of mono recordings (speaker_0, speaker_1, ...) with
                 a speaker-embedding model; costs time.
             num_speakers: Speakers per diarized recording; 0 estimates them.
+            long_form: How files longer than 30 s are decoded: sequential (each 30-s window
+                after the previous one, as whisper does) or chunked (speech found by Silero
+                VAD, cut at pauses into chunks of at most 30 s that are decoded in parallel).
             num_shards: Shards the plan splits the files into, balanced by audio duration.
             llm_endpoint: OpenAI-compatible base URL of the summarizer (the llm-d gateway).
             llm_model: Served model name of the summarizer.
@@ -173,6 +177,7 @@ def build_pipeline(profile: Profile):
                 channel_speakers=channel_speakers,
                 diarize=diarize,
                 num_speakers=num_speakers,
+                long_form=long_form,
             )
             _configure(transcribed, profile, "transcribe", "transcribe shard")
             _queue(transcribed, profile)

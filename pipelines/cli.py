@@ -52,6 +52,7 @@ def _run_local(args: argparse.Namespace) -> int:
             "language",
             "beam_size",
             "batch_size",
+            "long_form",
             "num_shards",
             "llm_endpoint",
             "llm_model",
@@ -189,6 +190,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="files Whisper decodes together; 0: the device default (cpu 4, cuda 64) "
         "capped by free memory; 1: the sequential reference path",
+    )
+    r.add_argument(
+        "--long-form",
+        choices=["sequential", "chunked"],
+        help="sequential: a file's 30-s windows one after another; chunked: speech found by "
+        "Silero VAD, cut into <= 30-s chunks decoded as parallel rows",
     )
     r.add_argument("--shards", dest="num_shards", type=int)
     r.add_argument("--llm-endpoint", help="OpenAI-compatible base URL ending in /v1")

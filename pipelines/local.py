@@ -104,6 +104,8 @@ def check_settings(params: PipelineDefaults) -> PipelineDefaults:
             raise ConfigError(f"{flag} must be at least 1, got {getattr(params, name)}")
     if params.num_speakers < 0:
         raise ConfigError(f"--num-speakers must be 0 (estimate) or more, got {params.num_speakers}")
+    if params.long_form not in ("sequential", "chunked"):
+        raise ConfigError(f"--long-form must be sequential or chunked, got {params.long_form!r}")
     if params.batch_size < 0:
         raise ConfigError(f"--batch-size must be 0 (auto) or more, got {params.batch_size}")
     return params

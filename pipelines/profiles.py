@@ -97,6 +97,7 @@ class PipelineDefaults:
     channel_speakers: str = ""
     diarize: bool = False
     num_speakers: int = 0
+    long_form: str = "sequential"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from components.common.errors import ConfigError
 from components.common.records import FAILED, OK, TranscriptRecord
 from components.common.subtitles import to_srt
 from components.common.wer import corpus_wer
-from components.transcribe import engine
+from components.transcribe import engine, inputs, results, silence
 from components.transcribe.engine import TranscribeOptions
 from components.transcribe.speakers import SpeakerOptions
 
@@ -65,7 +65,7 @@ def test_corpus_wer_within_seven_percent(corpus, audio_manifest, record_property
     wer = corpus_wer(
         (ref["text"], rec.text) for ref, rec in zip(audio_manifest.values(), corpus, strict=True)
     )
-    metrics = engine.shard_metrics(corpus)
+    metrics = results.shard_metrics(corpus)
     record_property("corpus_wer", round(wer, 4))
     record_property("real_time_factor", metrics["real_time_factor"])
     logging.getLogger(__name__).warning("corpus WER %.2f %%, %s", 100 * wer, metrics)
@@ -127,14 +127,14 @@ def test_metrics_of_records() -> None:
         TranscriptRecord("b.wav", duration_s=6.0, processing_s=2.0),
         TranscriptRecord.failed("c.wav", "bad", processing_s=0.5),
     ]
-    assert engine.shard_metrics(records) == {
+    assert results.shard_metrics(records) == {
         "files": 3,
         "files_failed": 1,
         "audio_seconds": 16.0,
         "processing_seconds": 4.5,
         "real_time_factor": round(16 / 4.5, 3),
     }
-    assert engine.shard_metrics([])["real_time_factor"] == 0.0
+    assert results.shard_metrics([])["real_time_factor"] == 0.0
 
 
 def test_silence_quiet_noise_and_mains_hum_give_no_text(tmp_path, model, options) -> None:
@@ -192,7 +192,7 @@ def test_speech_filter_follows_whisper_and_the_energy_gate(options) -> None:
             },
         ]
     }
-    kept = engine.speech_segments(result, samples.astype(np.float32), options)
+    kept = silence.speech_segments(result, samples.astype(np.float32), options)
     assert [s["text"] for s in kept] == [" loud", " confident"]
 
 
@@ -374,6 +374,6 @@ def test_batch_size_zero_picks_the_device_default(
 def test_local_inputs_are_read_in_place(tmp_path, audio_dir) -> None:
     local = tmp_path / "keep.wav"
     shutil.copy(audio_dir / SHORT_CLIPS[0], local)
-    loaded = engine.open_source(str(local), tmp_path / "work", TranscribeOptions())
-    assert isinstance(loaded, engine.LoadedAudio)
+    loaded = inputs.open_source(str(local), tmp_path / "work", TranscribeOptions())
+    assert isinstance(loaded, inputs.LoadedAudio)
     assert local.exists(), "a local input is read in place and never deleted"

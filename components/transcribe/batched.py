@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -103,6 +103,15 @@ def row_bytes(dims: ModelDimensions, beams: int) -> int:
     return BYTES_PER_STATE_ELEMENT * (encoder + decoder)
 
 
+def batch_size_for(
+    dims: ModelDimensions, beams: int, free_bytes: float, device: str = "cuda"
+) -> int:
+    """The batch for a model of ``dims`` with ``free_bytes`` of free GPU memory: the device
+    default, capped at :data:`MEMORY_SHARE` of the free memory over :func:`row_bytes`."""
+    size = min(default_batch_size(device), int(MEMORY_SHARE * free_bytes // row_bytes(dims, beams)))
+    return max(1, size)
+
+
 def auto_batch_size(model: Whisper, beams: int = 5) -> int:
     """The batch size for ``model`` on its device: the device default, capped by memory.
 
@@ -111,11 +120,10 @@ def auto_batch_size(model: Whisper, beams: int = 5) -> int:
     rows, a 1g.10gb slice with ``tiny.en`` the full default.
     """
     device = model.device
-    size = default_batch_size(device)
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        size = min(size, int(MEMORY_SHARE * free // row_bytes(model.dims, max(beams, 1))))
-    return max(1, size)
+    if device.type != "cuda":
+        return max(1, default_batch_size(device))
+    free, _ = torch.cuda.mem_get_info(device)
+    return batch_size_for(model.dims, max(beams, 1), free, str(device))
 
 
 @dataclass(frozen=True)
@@ -676,26 +684,30 @@ def _sot_sequence(tokenizer: Tokenizer, opts: BatchOptions) -> tuple[int, ...]:
 
 
 def _start_files(
-    model: Whisper, admitted: list[tuple[int, Tensor]], opts: BatchOptions, dtype: torch.dtype
+    model: Whisper,
+    admitted: list[tuple[int, Tensor, str | None]],
+    opts: BatchOptions,
+    dtype: torch.dtype,
 ) -> list[_File]:
-    """Make the state of newly admitted files; detect their language in one batch if needed."""
+    """Make the state of newly admitted ``(index, mel, initial prompt)`` files; detect their
+    language in one batch if needed."""
     if not admitted:
         return []
     if opts.language is not None or not model.is_multilingual:
         languages = [opts.language or "en"] * len(admitted)
     else:
-        first = torch.stack([pad_or_trim(mel, N_FRAMES) for _, mel in admitted]).to(dtype)
+        first = torch.stack([pad_or_trim(mel, N_FRAMES) for _, mel, _ in admitted]).to(dtype)
         _, probs = model.detect_language(first)
         languages = [max(p, key=p.get) for p in probs]
     files = []
-    for (index, mel), language in zip(admitted, languages, strict=True):
+    for (index, mel, initial_prompt), language in zip(admitted, languages, strict=True):
         tokenizer = get_tokenizer(
             model.is_multilingual,
             num_languages=model.num_languages,
             language=language,
             task=opts.task,
         )
-        prompt = tokenizer.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
+        prompt = tokenizer.encode(" " + initial_prompt.strip()) if initial_prompt else []
         files.append(
             _File(
                 index=index,
@@ -716,14 +728,21 @@ def transcribe_batch(
     *,
     batch_size: int,
     step_mode: str | None = None,
+    initial_prompts: Sequence[str | None] | None = None,
+    on_done: Callable[[int, dict], None] | None = None,
+    on_round: Callable[[int, float], None] | None = None,
     **decode_options,
 ) -> list[dict]:
     """Transcribe many 16 kHz mono float32 waveforms, decoding one window of up to
     ``batch_size`` files at a time.
 
     ``decode_options`` are ``BatchOptions`` fields (``whisper.transcribe()``'s names).
-    ``step_mode`` is one of :data:`STEP_MODES` (default: :func:`default_step_mode`). Returns,
-    per audio in input order, ``{"text", "segments", "language"}`` as ``transcribe()`` does.
+    ``step_mode`` is one of :data:`STEP_MODES` (default: :func:`default_step_mode`).
+    ``initial_prompts`` gives each audio its own ``initial_prompt`` (default: the option's).
+    ``on_done(index, result)`` is called as soon as an audio is finished (in the order they
+    finish), ``on_round(windows, seconds)`` after each round with the windows it decoded and
+    the audio seconds the files advanced by. Returns, per audio in input order,
+    ``{"text", "segments", "language"}`` as ``transcribe()`` does.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -740,6 +759,9 @@ def transcribe_batch(
     dtype = torch.float16 if opts.fp16 else torch.float32
     max_prompt = model.dims.n_text_ctx // 2 - 1
 
+    prompts = list(initial_prompts) if initial_prompts is not None else None
+    if prompts is not None and len(prompts) != len(audios):
+        raise ValueError(f"{len(prompts)} initial_prompts for {len(audios)} audios")
     queue = deque(enumerate(audios))
     active: list[_File] = []
     done: dict[int, dict] = {}
@@ -748,11 +770,13 @@ def transcribe_batch(
         while queue and len(active) + len(admitted) < batch_size:
             index, audio = queue.popleft()
             mel = log_mel_spectrogram(audio, model.dims.n_mels, N_SAMPLES, device=model.device)
-            admitted.append((index, mel))
+            admitted.append((index, mel, prompts[index] if prompts else opts.initial_prompt))
         active.extend(_start_files(model, admitted, opts, dtype))
         for f in [f for f in active if f.seek >= f.content_frames]:  # finished, or empty
             done[f.index] = f.result()
             active.remove(f)
+            if on_done is not None:
+                on_done(f.index, done[f.index])
         if not active:
             continue
 
@@ -761,6 +785,11 @@ def transcribe_batch(
         sots = [_sot_sequence(f.tokenizer, opts) for f in active]
         rows = [f.initial_tokens(max_prompt, sot) for f, sot in zip(active, sots, strict=True)]
         results = _decode_with_fallback(model, features, rows, len(sots[0]), opts, step_mode)
+        seeks = [f.seek for f in active]
         for f, result, size in zip(active, results, sizes, strict=True):
             _advance(f, result, size, opts)
+        if on_round is not None:
+            moved = zip(active, seeks, strict=True)
+            advanced = sum(min(f.seek, f.content_frames) - s for f, s in moved)
+            on_round(len(active), advanced * HOP_LENGTH / SAMPLE_RATE)
     return [done[i] for i in range(len(audios))]

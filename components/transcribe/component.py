@@ -15,6 +15,7 @@ def transcribe(
     language: str = "auto",
     beam_size: int = 5,
     batch_size: int = 1,
+    long_form: str = "sequential",
     device: str = "auto",
     condition_on_previous_text: bool = True,
     no_speech_threshold: float = 0.6,
@@ -47,6 +48,9 @@ def transcribe(
         beam_size: Beams at temperature 0 (5, as the whisper CLI); sampling fallback above.
         batch_size: Files decoded together; 0 picks it from the device's free memory,
             1 is the sequential reference path.
+        long_form: sequential (a file's 30-s windows one after another, as whisper does) or
+            chunked (speech found by Silero VAD, cut at pauses into chunks of at most 30 s
+            that are decoded as parallel rows).
         device: cuda, cuda:N or cpu; auto picks CUDA when present (fp16 on GPU only).
         condition_on_previous_text: Prompt each 30-s window with the previous text.
         no_speech_threshold: No-speech probability above which a window with a low log
@@ -99,6 +103,7 @@ def transcribe(
         language=language,
         beam_size=beam_size,
         batch_size=batch_size,
+        long_form=long_form,
         device=device,
         condition_on_previous_text=condition_on_previous_text,
         no_speech_threshold=no_speech_threshold,

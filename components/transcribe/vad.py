@@ -1,0 +1,124 @@
+"""Voice activity detection with Silero VAD, whose model ships inside the ``silero-vad`` wheel.
+
+No download at run time: :func:`load_vad` loads the TorchScript model from the installed
+package. :func:`speech_regions` runs it over many files at once: each file is cut into
+:data:`PIECE_S`-second pieces and the pieces of all files are the rows of one batch (the model
+is a small recurrent network stepped every 32 ms, so on a GPU the rows are nearly free and
+the number of steps sets the time). Silero's own hysteresis (``get_speech_timestamps_from_probs``)
+turns each file's probabilities into speech regions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from components.common.audio import SAMPLE_RATE
+
+#: Samples per VAD step at 16 kHz (Silero's fixed window).
+FRAME = 512
+#: Seconds per batch row: a file is cut into pieces this long, each decoded from a fresh state
+#: (the state needs a few frames to settle, so longer pieces lose less at their starts).
+PIECE_S = 30
+#: Rows (pieces) per model call; bounds the memory of a call on a CPU.
+MAX_ROWS = 512
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """How speech regions are found (Silero's names; defaults as faster-whisper's batched mode).
+
+    Attributes:
+        threshold: a 32-ms frame with a speech probability at or above this is speech.
+        min_speech_ms: shorter speech regions are dropped.
+        min_silence_ms: a pause shorter than this does not end a region.
+        speech_pad_ms: each region is widened by this much on both sides.
+        max_speech_s: a longer region is cut at its longest internal pause.
+    """
+
+    threshold: float = 0.5
+    min_speech_ms: int = 250
+    min_silence_ms: int = 160
+    speech_pad_ms: int = 200
+    max_speech_s: float = 29.0
+
+
+def load_vad(device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
+    """Silero VAD's TorchScript model from the installed ``silero-vad`` package, on ``device``.
+
+    Importing ``silero_vad`` sets torch's thread count to 1; the count is restored, so that
+    Whisper on a CPU keeps its threads.
+    """
+    threads = torch.get_num_threads()
+    from silero_vad import load_silero_vad
+
+    model = load_silero_vad()
+    torch.set_num_threads(threads)
+    return model.to(torch.device(device))
+
+
+@contextmanager
+def _single_thread(device: torch.device) -> Iterator[None]:
+    """One torch thread while the VAD runs on a CPU (as Silero sets it), then as before.
+
+    The model's steps are tiny; with several threads on a busy machine every step waits for
+    a descheduled thread, which made one 5-min file take minutes instead of seconds.
+    """
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def speech_probabilities(model: torch.jit.ScriptModule, audios: list[np.ndarray]) -> list[Tensor]:
+    """Per-frame speech probabilities of each 16 kHz waveform, one per :data:`FRAME` samples."""
+    device = next(model.parameters()).device
+    piece = PIECE_S * SAMPLE_RATE // FRAME * FRAME
+    rows, owners = [], []
+    for i, samples in enumerate(audios):
+        for start in range(0, len(samples), piece):
+            rows.append(torch.from_numpy(np.ascontiguousarray(samples[start : start + piece])))
+            owners.append(i)
+    probs: list[list[Tensor]] = [[] for _ in audios]
+    for first in range(0, len(rows), MAX_ROWS):
+        batch = rows[first : first + MAX_ROWS]
+        x = torch.zeros(len(batch), piece)
+        for r, row in enumerate(batch):
+            x[r, : len(row)] = row
+        with torch.no_grad(), _single_thread(device):
+            out = model.audio_forward(x.to(device), SAMPLE_RATE)
+        for r, row in enumerate(batch):
+            frames = -(-len(row) // FRAME)
+            probs[owners[first + r]].append(out[r, :frames].float().cpu())
+    return [torch.cat(p) if p else torch.zeros(0) for p in probs]
+
+
+def speech_regions(
+    model: torch.jit.ScriptModule, audios: list[np.ndarray], options: VadOptions | None = None
+) -> list[list[tuple[float, float]]]:
+    """Speech regions ``(start_s, end_s)`` of each waveform, in order, not overlapping."""
+    from silero_vad.utils_vad import get_speech_timestamps_from_probs
+
+    options = options or VadOptions()
+    regions = []
+    for samples, probs in zip(audios, speech_probabilities(model, audios), strict=True):
+        stamps = get_speech_timestamps_from_probs(
+            probs.tolist(),
+            sampling_rate=SAMPLE_RATE,
+            threshold=options.threshold,
+            min_speech_duration_ms=options.min_speech_ms,
+            max_speech_duration_s=options.max_speech_s,
+            min_silence_duration_ms=options.min_silence_ms,
+            speech_pad_ms=options.speech_pad_ms,
+            audio_length_samples=len(samples),
+        )
+        regions.append([(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps])
+    return regions
