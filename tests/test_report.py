@@ -282,11 +282,11 @@ def test_all_ok_when_every_file_and_summary_is_ok(stage_outputs: dict) -> None:
     assert "Failures" not in report.html
 
 
-def test_inputs_finished_earlier_are_counted_not_listed(stage_outputs: dict) -> None:
-    d = stage_outputs["dir"]
+def _ok_plus(stage_outputs: dict, other: dict) -> str:
+    """Write a manifest of the processed ``team/ok.wav`` and one ``other`` line; its source."""
     ok = stage_outputs["src"]["team/ok.wav"]
     write_jsonl(
-        d / "manifest.jsonl",
+        stage_outputs["dir"] / "manifest.jsonl",
         [
             {
                 "source": ok,
@@ -297,16 +297,15 @@ def test_inputs_finished_earlier_are_counted_not_listed(stage_outputs: dict) -> 
                 "shard": 0,
                 "action": "process",
             },
-            {
-                "source": "/elsewhere/old.wav",
-                "name": "old.wav",
-                "size": 1,
-                "etag": "e",
-                "duration_s": None,
-                "shard": None,
-                "action": "skip",
-            },
+            {"size": 1, "etag": "e", "duration_s": None, "shard": None, **other},
         ],
+    )
+    return ok
+
+
+def test_inputs_finished_earlier_are_counted_not_listed(stage_outputs: dict) -> None:
+    ok = _ok_plus(
+        stage_outputs, {"source": "/elsewhere/old.wav", "name": "old.wav", "action": "skip"}
     )
     report = _build(stage_outputs)
     m = report.metrics
@@ -319,31 +318,14 @@ def test_inputs_finished_earlier_are_counted_not_listed(stage_outputs: dict) -> 
 
 
 def test_objects_that_are_not_audio_are_listed_with_their_reason(stage_outputs: dict) -> None:
-    d = stage_outputs["dir"]
-    ok = stage_outputs["src"]["team/ok.wav"]
-    write_jsonl(
-        d / "manifest.jsonl",
-        [
-            {
-                "source": ok,
-                "name": "team/ok.wav",
-                "size": 1,
-                "etag": "e",
-                "duration_s": 12.0,
-                "shard": 0,
-                "action": "process",
-            },
-            {
-                "source": "/in/<b>notes</b>.txt",
-                "name": "<b>notes</b>.txt",
-                "size": 9,
-                "etag": "e",
-                "duration_s": None,
-                "shard": None,
-                "action": "ignore",
-                "reason": "not audio: ffprobe cannot read it",
-            },
-        ],
+    _ok_plus(
+        stage_outputs,
+        {
+            "source": "/in/<b>notes</b>.txt",
+            "name": "<b>notes</b>.txt",
+            "action": "ignore",
+            "reason": "not audio: ffprobe cannot read it",
+        },
     )
     report = _build(stage_outputs)
     m = report.metrics
