@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 
 from components.common.audio import load_audio
-from components.transcribe.engine import (
-    TranscribeOptions,
-    decode_kwargs,
-    load_model,
-    resolve_options,
-    transcribe_shard,
-)
+from components.transcribe.decode import decode_kwargs
+from components.transcribe.engine import TranscribeOptions, resolve_options, transcribe_shard
+from components.transcribe.weights import load_model
 from tests.fixtures.dialogues import Dialogue
 
 
