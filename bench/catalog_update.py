@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from components.common import storage  # noqa: E402
 from components.common.records import Segment, SummaryRecord, TranscriptRecord  # noqa: E402
 from components.report.catalogue import CatalogueOptions, update_catalogue  # noqa: E402
-from tests.fixtures.s3 import free_port, start_moto  # noqa: E402
+from tests.fixtures.s3 import S3Server, free_port, start_moto  # noqa: E402
 
 BUCKET = "catalog-bench"
 WORDS = [
@@ -186,14 +186,8 @@ def main() -> None:
 
     port = free_port()
     moto = start_moto(port)
-    env = {
-        **os.environ,
-        "MINIO_ENDPOINT": f"127.0.0.1:{port}",
-        "MINIO_ACCESS_KEY": "bench",
-        "MINIO_SECRET_KEY": "bench-secret",
-        "MINIO_REGION": "us-east-1",
-        "PYTHONPATH": str(ROOT),
-    }
+    server = S3Server(f"127.0.0.1:{port}", "bench", "bench-secret", secure=False, process=moto)
+    env = {**os.environ, **server.env, "PYTHONPATH": str(ROOT)}
     os.environ.update(env)
     rows = []
     try:

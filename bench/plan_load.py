@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from components.common import ledger, storage  # noqa: E402
 from components.common.shards import write_shards  # noqa: E402
 from components.plan.planner import PlanOptions, plan, to_items  # noqa: E402
-from tests.fixtures.s3 import free_port, start_moto  # noqa: E402
+from tests.fixtures.s3 import S3Server, free_port, start_moto  # noqa: E402
 
 BUCKET = "plan-load"
 INPUT = f"s3://{BUCKET}/incoming/"
@@ -200,14 +200,8 @@ def run_s3(objects: int, num_shards: int, write: bool) -> None:
     """The S3 mode: list, plan and re-plan ``objects`` objects in a moto server."""
     port = free_port()
     moto = start_moto(port)
-    env = {
-        **os.environ,
-        "MINIO_ENDPOINT": f"127.0.0.1:{port}",
-        "MINIO_ACCESS_KEY": "bench",
-        "MINIO_SECRET_KEY": "bench-secret",
-        "MINIO_REGION": "us-east-1",
-        "PYTHONPATH": str(ROOT),
-    }
+    server = S3Server(f"127.0.0.1:{port}", "bench", "bench-secret", secure=False, process=moto)
+    env = {**os.environ, **server.env, "PYTHONPATH": str(ROOT)}
     os.environ.update(env)
     try:
         storage.client().make_bucket(BUCKET)
