@@ -34,6 +34,7 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.llm_server",
     "tests.fixtures.dialogues",
+    "tests.fixtures.scripted",
 ]
 
 

@@ -10,7 +10,6 @@ issue 13): its test comes with that fix.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -26,7 +25,7 @@ from components.summarize.structured import (
     parse_answer,
 )
 from tests.fixtures.llm_server import start_llama_server, stop_llama_server
-from tests.test_summarize_faults import Reply, ScriptedServer, good_events, options, transcript
+from tests.test_summarize_faults import Reply, good_events, options, transcript
 
 GOOD = {
     "summary": "The customer asked for a refund; Anna will send it.",
@@ -37,20 +36,6 @@ GOOD = {
     "sentiment": "neutral",
     "language": "en",
 }
-
-
-@pytest.fixture
-def scripted() -> Iterator[Callable[[Callable[[dict], Reply]], ScriptedServer]]:
-    """Start scripted servers for a test and stop them after it."""
-    servers: list[ScriptedServer] = []
-
-    def start(respond: Callable[[dict], Reply]) -> ScriptedServer:
-        servers.append(ScriptedServer(respond))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def as_events(value: object) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -162,20 +162,6 @@ class ScriptedServer:
                 self.wfile.write(data)
 
         return Handler
-
-
-@pytest.fixture
-def scripted() -> Iterator[Callable[[Callable[[dict], Reply]], ScriptedServer]]:
-    """Start scripted servers for a test and stop them after it."""
-    servers: list[ScriptedServer] = []
-
-    def start(respond: Callable[[dict], Reply]) -> ScriptedServer:
-        servers.append(ScriptedServer(respond))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.close()
 
 
 def sequence(*replies: Reply) -> Callable[[dict], Reply]:
