@@ -14,11 +14,14 @@
 #      short    the 64-file corpus: cli/loop/batched with tiny.en (beam 5; batched at 64 with
 #               CUDA-graph and eager steps, then at 16 and 32), then random-weight checkpoints
 #               (SIZES, default large-v3) loop/batched at 32 tokens per window (about 7 min)
-#      long8    8 files x 5 min: loop, batched, chunked, chunked-prompt and the diagnostics
-#               batched-bs1 / batched-fp32 (tiny.en), then the HF peer's generate and pipeline
-#      long4    4 files x 15 min: the same ways, without the diagnostics
+#      long8    8 files x 5 min: LONG_WAYS (loop,batched,chunked; also chunked-prompt and the
+#               diagnostics batched-bs1, batched-fp32) with tiny.en, then the HF peer's HF_MODES
+#               (generate pipeline), each within HF_TIMEOUT seconds
+#      long4    4 files x 15 min: the same
+#      settings chunked with Silero settings (PADS x THRESHOLDS) on 8 x 5 and 4 x 15 min vs
+#               batched (bench/chunk_settings.py), then batched with fp32 vs fp16 weights
 #      models   random-weight medium and large-v3 on 4 files x 15 min, 80 tokens per window:
-#               batched and chunked at the batch auto_batch_size picks for 5 and 10 GiB free
+#               batched and chunked as on slices of FREE_GIB (5,10,139: the whole H200)
 #    The environment narrows it: WAYS (cli,loop,batched), STEP_MODES (graph,eager), BATCH_SIZES
 #    (16,32; "" for none), SIZES (large-v3; also small, medium; " " for none).
 #    Results: $OUT/RESULTS-gpu.md (tables for bench/RESULTS.md), $OUT/gpu_run.log, JSON files.
@@ -79,6 +82,14 @@ if ! python3 -c "import numba" 2>/dev/null; then
         > /tmp/site/numba/__init__.py
     echo "numba missing: using a no-op jit shim (word timestamps unused)"
 fi
+# components.common.storage imports minio (S3), which no benchmark here touches; its wheel's
+# dependencies (argon2-cffi, pycryptodome) are not in the image.
+if ! python3 -c "import minio" 2>/dev/null; then
+    mkdir -p /tmp/site/minio
+    printf 'class Minio:\n    pass\n' > /tmp/site/minio/__init__.py
+    printf 'class S3Error(Exception):\n    pass\n' > /tmp/site/minio/error.py
+    echo "minio missing: using a stub (no S3 in the benchmarks)"
+fi
 mkdir -p /tmp/bin
 if ! command -v ffmpeg >/dev/null && [ -f "$CARRY/ffmpeg.xz" ]; then
     python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" \
@@ -91,7 +102,7 @@ WEIGHTS=$(ls "$CARRY"/tiny.en.int8.pt* | head -1)
 python3 bench/pack_weights.py unpack "$WEIGHTS" /tmp/tiny.en.pt
 python3 -c "import silero_vad, torch; print('silero-vad from', silero_vad.__file__)"
 python3 bench/make_corpus.py build "$CARRY/audio.npz" /tmp/corpus --files 64
-echo "## GPU run $(date -u +%F)" > "$MD"
+echo "## GPU run $(date -u +%F) PHASES=${PHASES:-short}" >> "$MD"
 
 PHASES=${PHASES:-short}
 TT="python3 bench/transcribe_throughput.py --device cuda"
@@ -118,27 +129,44 @@ short)
     done
     ;;
 long8 | long4)
-    if [ "$phase" = long8 ]; then n=8 sec=300 diag=,batched-bs1,batched-fp32; else n=4 sec=900 diag=; fi
-    python3 bench/make_corpus.py build "$CARRY/audio.npz" "/tmp/$phase" --files $n --seconds $sec
-    step "tiny.en, $n files x $sec s: loop, batched, chunked, chunked-prompt$diag"
-    timeout 420 $TT --model /tmp/tiny.en.pt --files $n --corpus "/tmp/$phase" \
-        --ways "loop,batched,chunked,chunked-prompt$diag" --step-modes graph \
-        --json "$OUT/$phase.json" --markdown "$MD"
-    if [ -f "$CARRY/peers/hf_whisper_bench.py" ]; then
-        step "HF peer, $n files x $sec s: generate (batch $n), pipeline (batch 64)"
-        timeout 240 $HF --corpus "/tmp/$phase" --batch-sizes $n --modes generate \
-            --json "$OUT/hf_${phase}_generate.json" 2>&1 | grep -E "SUMMARY|Error|error" 
-        timeout 150 $HF --corpus "/tmp/$phase" --batch-sizes 64 --modes pipeline \
-            --json "$OUT/hf_${phase}_pipeline.json" 2>&1 | grep -E "SUMMARY|Error|error"
+    if [ "$phase" = long8 ]; then n=8 sec=300; else n=4 sec=900; fi
+    ways=${LONG_WAYS:-loop,batched,chunked}
+    [ -d "/tmp/$phase" ] || python3 bench/make_corpus.py build "$CARRY/audio.npz" "/tmp/$phase" --files $n --seconds $sec
+    if [ "$ways" != none ]; then
+        step "tiny.en, $n files x $sec s: $ways"
+        timeout 420 $TT --model /tmp/tiny.en.pt --files $n --corpus "/tmp/$phase" --ways "$ways" \
+            --step-modes graph --max-wer-gap 0.005 --json "$OUT/$phase.json" --markdown "$MD"
     fi
+    if [ -f "$CARRY/peers/hf_whisper_bench.py" ]; then
+        for mode in ${HF_MODES:-generate pipeline}; do
+            if [ $mode = generate ]; then bs=$n; else bs=64; fi
+            step "HF peer, $n files x $sec s: $mode (batch $bs)"
+            timeout "${HF_TIMEOUT:-240}" $HF --corpus "/tmp/$phase" --batch-sizes $bs --modes $mode \
+                --json "$OUT/hf_${phase}_$mode.json" 2>&1 | grep -E "SUMMARY|Error|error"
+        done
+    fi
+    ;;
+settings)
+    [ -d /tmp/long8 ] || python3 bench/make_corpus.py build "$CARRY/audio.npz" /tmp/long8 --files 8 --seconds 300
+    [ -d /tmp/long4 ] || python3 bench/make_corpus.py build "$CARRY/audio.npz" /tmp/long4 --files 4 --seconds 900
+    step "chunked: Silero settings (pad x threshold) on 8 x 300 s and 4 x 900 s, vs batched"
+    timeout 300 python3 bench/chunk_settings.py --device cuda --model /tmp/tiny.en.pt \
+        --corpus /tmp/long8 --corpus /tmp/long4 --pads "${PADS:-200,400,600,1000}" \
+        --thresholds "${THRESHOLDS:-0.5,0.35}" --batch-sizes 128,256 --json "$OUT/settings.json" \
+        | tee -a "$MD"
+    for w in fp32 fp16; do
+        step "tiny.en weights $w: batched on 8 x 300 s"
+        timeout 90 $TT --model /tmp/tiny.en.pt --files 8 --corpus /tmp/long8 --ways batched \
+            --step-modes graph --weights $w --markdown "$MD" | tail -3
+    done
     ;;
 models)
     [ -d /tmp/long4 ] || python3 bench/make_corpus.py build "$CARRY/audio.npz" /tmp/long4 --files 4 --seconds 900
     for size in ${SIZES:-medium large-v3}; do
-        step "random-weight $size, 4 files x 900 s, 80 tokens per window: batched / chunked at 5 and 10 GiB"
+        step "random-weight $size, 4 files x 900 s, 80 tokens per window: batched / chunked at 5, 10 GiB and the whole GPU"
         python3 bench/random_checkpoint.py "$size" "/tmp/$size.pt" || continue
-        timeout 200 $TT --model "/tmp/$size.pt" --files 4 --corpus /tmp/long4 --ways none \
-            --fixed-len 80 --step-modes graph --free-gib 5,10 \
+        timeout ${MODEL_TIMEOUT:-240} $TT --model "/tmp/$size.pt" --files 4 --corpus /tmp/long4 --ways none \
+            --fixed-len 80 --step-modes graph --free-gib "${FREE_GIB:-5,10,139}" \
             --json "$OUT/models_$size.json" --markdown "$MD"
         rm -f "/tmp/$size.pt"
     done

@@ -16,8 +16,12 @@ waveforms, decoded before their clocks start; ``cli`` decodes its own (ffmpeg).
 
 ``--long-seconds S`` builds a long-form corpus instead (``make_corpus.py build --seconds``):
 ``--files`` files of about S seconds each, the test clips shuffled and joined.
-``--free-gib 5,10`` also runs ``batched`` and ``chunked`` at the batch that
-``auto_batch_size`` picks for that much free GPU memory, with the process capped to it.
+``--free-gib 5,10`` also runs ``batched`` and ``chunked`` as on a GPU slice of that many GiB:
+the process capped to it, at the batch that ``auto_batch_size`` picks for what the weights
+leave free there.
+
+``--weights fp32`` keeps float32 weights on the GPU as ``whisper.load_model()`` does; the
+default is the transcribe step's float16 weights (``weights.half_weights``), for every way.
 
 ``--fixed-len N`` is for random-weight checkpoints: N tokens per window, end-of-text
 suppressed, no timestamps, no fallback, so both paths decode the same number of tokens.
@@ -49,6 +53,7 @@ from make_corpus import build, build_long, read_wav
 
 from components.common.wer import corpus_wer
 from components.transcribe import batched, chunking, vad
+from components.transcribe.weights import load_model
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,6 +83,13 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--beam-size", type=int, default=5)
     p.add_argument("--fixed-len", type=int, help="decode exactly N tokens per window")
+    p.add_argument(
+        "--weights",
+        choices=["fp16", "fp32"],
+        default="fp16",
+        help="weights kept in float16 on a GPU, as the transcribe step loads them (default), "
+        "or in float32, as whisper.load_model() does",
+    )
     p.add_argument("--threads", type=int, help="torch threads (cpu)")
     p.add_argument("--profile", action="store_true", help="time encoder/decoder/bookkeeping")
     p.add_argument("--json", type=Path, help="write all figures here")
@@ -115,8 +127,22 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+#: 30-s windows the batched decoder decoded since the last :func:`timed_way` began (each
+#: round's windows at the first temperature, reported by ``transcribe_batch``'s ``on_round``).
+WINDOWS = [0]
+
+
+def count_windows(windows: int, seconds: float) -> None:
+    """``on_round`` of the timed ``transcribe_batch`` calls: adds to :data:`WINDOWS`."""
+    WINDOWS[0] += windows
+
+
 def timed_way(device: str, run) -> tuple[float, list[str], float | None]:
-    """Run ``run()`` -> texts; return (wall seconds, texts, peak GPU GiB)."""
+    """Run ``run()`` -> texts; return (wall seconds, texts, peak GPU GiB).
+
+    :data:`WINDOWS` is reset first, so afterwards it holds the run's windows.
+    """
+    WINDOWS[0] = 0
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -192,9 +218,10 @@ def run_chunked(
     mode: str,
     opts: dict,
     prompt_previous: bool = False,
+    vad_options: vad.VadOptions | None = None,
 ) -> list[str]:
     """The ``chunked`` way: VAD, chunk plan, chunks as batch rows; returns the texts."""
-    regions = vad.speech_regions(vad_model, audios)
+    regions = vad.speech_regions(vad_model, audios, vad_options)
 
     def decode(chunks, prompts, on_done):
         return batched.transcribe_batch(
@@ -204,6 +231,7 @@ def run_chunked(
             step_mode=mode,
             initial_prompts=prompts,
             on_done=on_done,
+            on_round=count_windows,
             **opts,
         )
 
@@ -248,9 +276,11 @@ def main() -> None:
         else:
             name = f"CPU, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}"
         print(f"device: {name}; model: {args.model}; {len(paths)} files, {audio_s:.0f} s audio")
+        print(f"weights: {args.weights if args.device == 'cuda' else 'fp32'}")
 
         start = time.perf_counter()
-        model = whisper.load_model(args.model, device=args.device)
+        fp16 = args.weights == "fp16" and args.device == "cuda"
+        model = load_model(args.model, args.device, fp16=fp16)
         load_s = time.perf_counter() - start
         opts = decode_options(args, model)
         audios = [read_wav(p) for p in paths]
@@ -297,7 +327,12 @@ def main() -> None:
                     lambda bs=bs, mode=mode: [
                         r["text"]
                         for r in batched.transcribe_batch(
-                            model, audios, batch_size=bs, step_mode=mode, **opts
+                            model,
+                            audios,
+                            batch_size=bs,
+                            step_mode=mode,
+                            on_round=count_windows,
+                            **opts,
                         )
                     ],
                 )
@@ -309,6 +344,7 @@ def main() -> None:
                 rows[key] = {"files": len(paths), "audio_s": audio_s, "wall_s": wall}
                 rows[key] |= {"wer": corpus_wer(zip(refs, texts, strict=True)), "peak_gib": peak}
                 rows[key] |= {
+                    "windows": WINDOWS[0],
                     "batch_size": bs,
                     "step_mode": mode,
                     "file_wer": file_wers(refs, texts),
@@ -329,7 +365,9 @@ def main() -> None:
             vad.speech_regions(vad_model, [a[: whisper.audio.N_SAMPLES] for a in audios[:2]])
         free = [float(g) for g in args.free_gib.split(",") if g]
         beams = max(opts.get("beam_size") or 1, opts.get("best_of") or 1)
-        size_for = {g: batched.batch_size_for(model.dims, beams, g * 2**30) for g in free}
+        # a slice of g GiB: what auto_batch_size sees there is g less the weights
+        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        size_for = {g: batched.batch_size_for(model.dims, beams, g * 2**30 - weights) for g in free}
         runs = [(way, 1 if way == "batched-bs1" else default_bs(args), None) for way in extra]
         runs += [(w, size_for[g], g) for g in free for w in ("batched", "chunked")]
         mode = (args.step_modes.split(",")[0] if args.step_modes else "") or None
@@ -340,7 +378,9 @@ def main() -> None:
             elif way.startswith("batched"):
                 run = lambda a, bs=bs, o=way_opts: [  # noqa: E731
                     r["text"]
-                    for r in batched.transcribe_batch(model, a, batch_size=bs, step_mode=mode, **o)
+                    for r in batched.transcribe_batch(
+                        model, a, batch_size=bs, step_mode=mode, on_round=count_windows, **o
+                    )
                 ]
             else:
                 run = lambda a, bs=bs, way=way: run_chunked(  # noqa: E731
@@ -349,11 +389,17 @@ def main() -> None:
             if gib is not None and args.device == "cuda":
                 total = torch.cuda.get_device_properties(0).total_memory
                 torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total))
-            run([a[: 2 * whisper.audio.N_SAMPLES] for a in audios[: max(bs, 2)]])  # warm-up
-            wall, texts, peak = timed_way(args.device, lambda run=run: run(audios))
             key = way if gib is None else f"{way} ({gib:g} GiB free: batch {bs})"
+            try:
+                run([a[: 2 * whisper.audio.N_SAMPLES] for a in audios[: max(bs, 2)]])  # warm-up
+                wall, texts, peak = timed_way(args.device, lambda run=run: run(audios))
+            except torch.OutOfMemoryError as e:
+                print(f"{key}: out of memory ({str(e).splitlines()[0]})", flush=True)
+                torch.cuda.empty_cache()
+                continue
             rows[key] = {"files": len(paths), "audio_s": audio_s, "wall_s": wall, "batch_size": bs}
             rows[key] |= {"wer": corpus_wer(zip(refs, texts, strict=True)), "peak_gib": peak}
+            rows[key] |= {"windows": WINDOWS[0] or None}
             rows[key] |= {"step_mode": mode or batched.default_step_mode(args.device)}
             rows[key]["file_wer"] = file_wers(refs, texts)
             print(f"{key}: {rows[key]}", flush=True)
@@ -377,16 +423,20 @@ def main() -> None:
     table = [
         f"\n#### {name}: model `{args.model}`, {len(paths)} files, {audio_s:.0f} s of audio, "
         f"beam {args.beam_size}" + (f", fixed length {args.fixed_len}" if args.fixed_len else ""),
-        f"\nModel load (once, loop/batched): {load_s:.1f} s.\n",
-        "| way | files | audio s | wall s | x real time | WER % | peak GPU GiB | batch | steps |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"\nModel load (once, loop/batched): {load_s:.1f} s; weights "
+        f"{args.weights if args.device == 'cuda' else 'fp32'}.\n",
+        "| way | files | audio s | wall s | x real time | WER % | peak GPU GiB | batch | steps "
+        "| windows | ms per window |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for way, r in rows.items():
         peak = f"{r['peak_gib']:.2f}" if r.get("peak_gib") is not None else "n/a"
+        windows = r.get("windows")
+        per = f"{1000 * r['wall_s'] / windows:.1f}" if windows else ""
         table.append(
             f"| {way} | {r['files']} | {r['audio_s']:.0f} | {r['wall_s']:.1f} | "
             f"{r['x_realtime']:.1f} | {100 * r['wer']:.2f} | {peak} | {r.get('batch_size', '')} "
-            f"| {r.get('step_mode', '')} |"
+            f"| {r.get('step_mode', '')} | {windows or ''} | {per} |"
         )
     for way, r in rows.items():
         if "profile_s" in r:

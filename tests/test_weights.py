@@ -153,3 +153,34 @@ def test_a_download_lands_in_the_cache_once(
     assert sorted(p.name for p in cache.iterdir()) == ["tiny.en.pt"]
     assert weights.resolve_weights("tiny.en", cache, None).origin == "cache"
     assert len(calls) == 1, "present weights are never downloaded again"
+
+
+def test_half_weights_give_the_same_products_in_half_the_memory(checkpoint: Path) -> None:
+    """On a GPU the transcribe step keeps float16 weights: openai-whisper casts each float32
+    weight to the input's dtype at every call, so a stored float16 weight gives the same
+    fp16 products. LayerNorms stay float32 (whisper computes them in float32)."""
+    import torch
+
+    full = weights.load_model(str(checkpoint), "cpu")
+    half = weights.half_weights(weights.load_model(str(checkpoint), "cpu"))
+    assert weights.load_model(str(checkpoint), "cpu", fp16=True).dims == full.dims
+    assert {
+        p.dtype for p in weights.load_model(str(checkpoint), "cpu", fp16=True).parameters()
+    } == {torch.float32}, "a CPU decodes in float32: fp16 is ignored there"
+
+    def size(model) -> int:
+        return sum(p.numel() * p.element_size() for p in model.parameters())
+
+    norms = [m for m in half.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(p.dtype == torch.float32 for m in norms for p in m.parameters())
+    others = {id(p) for m in norms for p in m.parameters()}
+    assert all(p.dtype == torch.float16 for p in half.parameters() if id(p) not in others)
+    assert size(half) < 0.51 * size(full)
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 7, full.dims.n_text_state).half()
+    for name in ("decoder.blocks.0.attn.query", "decoder.blocks.0.mlp.0"):
+        a, b = full.get_submodule(name), half.get_submodule(name)
+        assert torch.equal(a(x), b(x)), name
+    mel = torch.randn(1, full.dims.n_mels, 200).half()
+    assert torch.equal(full.encoder.conv1(mel), half.encoder.conv1(mel))

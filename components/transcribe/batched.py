@@ -283,6 +283,9 @@ class _PaddedInference:
         where the capture fails; the caller then runs the same step without a graph.
         """
         device = self.pad.device
+        if str(device) in _GRAPH_FAILED:  # failed in an earlier round: not again, not logged
+            self.step_mode = "static"
+            return False
         if str(device) not in _CAPTURE_STREAMS:
             _CAPTURE_STREAMS[str(device)] = torch.cuda.Stream(device)
         stream = _CAPTURE_STREAMS[str(device)]

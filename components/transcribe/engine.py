@@ -155,7 +155,9 @@ def transcribe_shard(
     """
     options = resolve_options(options)
     if model is None:
-        model = load_model(options.model, options.device, options.model_cache_dir)
+        model = load_model(
+            options.model, options.device, options.model_cache_dir, fp16=bool(options.fp16)
+        )
     if options.batch_size == 0:
         from components.transcribe.batched import auto_batch_size
 
@@ -256,7 +258,9 @@ def run_transcribe_step(
     load_s = 0.0
     if pending:
         started = time.monotonic()
-        model = load_model(options.model, options.device, options.model_cache_dir)
+        model = load_model(
+            options.model, options.device, options.model_cache_dir, fp16=bool(options.fp16)
+        )
         load_s = time.monotonic() - started
         with tempfile.TemporaryDirectory(prefix="transcribe-") as work_dir:
             new = transcribe_shard(list(pending), options, work_dir, model=model, on_record=keep)

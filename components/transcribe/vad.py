@@ -31,7 +31,12 @@ MAX_ROWS = 512
 
 @dataclass(frozen=True)
 class VadOptions:
-    """How speech regions are found (Silero's names; defaults as faster-whisper's batched mode).
+    """How speech regions are found (Silero's names).
+
+    The defaults are faster-whisper's batched mode's except ``threshold`` and
+    ``speech_pad_ms``, chosen by ``bench/chunk_settings.py`` on the long-form corpora
+    (bench/RESULTS.md, "Long recordings"): a lower threshold and wider pads keep the soft
+    onset of a chunk's first word, which Whisper otherwise mishears without context.
 
     Attributes:
         threshold: a 32-ms frame with a speech probability at or above this is speech.
@@ -41,10 +46,10 @@ class VadOptions:
         max_speech_s: a longer region is cut at its longest internal pause.
     """
 
-    threshold: float = 0.5
+    threshold: float = 0.35
     min_speech_ms: int = 250
     min_silence_ms: int = 160
-    speech_pad_ms: int = 200
+    speech_pad_ms: int = 400
     max_speech_s: float = 29.0
 
 
