@@ -19,6 +19,8 @@ import re
 from enum import Enum
 from typing import Any
 
+from components.summarize import structured
+
 SYSTEM_PROMPT = (
     "You are a careful assistant that summarizes transcripts of recorded meetings, earnings "
     "calls and support calls.\n"
@@ -59,7 +61,8 @@ _SHAPE = (
     "Answer with one JSON object: summary (one short paragraph), key_points (the key facts and "
     "figures), action_items (each {owner, task, due}; owner and due null when not said), "
     "decisions, topics (a few words each), sentiment of the call (negative, neutral or "
-    "positive) and language (the material's language code, e.g. en)."
+    "positive) and language (the material's language code, e.g. en). Limits: "
+    f"{structured.LIMITS}."
 )
 # Structured requests: the same tasks, answered as one object of structured.SCHEMA.
 _STRUCTURED_INSTRUCTIONS = {
