@@ -194,7 +194,7 @@ def _clip_transcripts(audio_manifest: dict[str, dict]) -> list[dict]:
     ]
 
 
-def _check_every_clip(server, audio_manifest: dict[str, dict], **client: int) -> None:
+def _check_every_clip(server, audio_manifest: dict[str, dict], **client: int) -> list:
     opts = SummarizeOptions(
         ClientOptions(endpoint=server.endpoint, model=server.model, objective=None, **client)
     )
@@ -206,6 +206,7 @@ def _check_every_clip(server, audio_manifest: dict[str, dict], **client: int) ->
         assert record.structured_error is None, (record.source, record.structured_error)
         assert not list(validator.iter_errors(record.structured)), record.source
         assert record.summary == as_text(record.structured)
+    return records
 
 
 def test_tiny_model_gives_schema_valid_objects_for_every_clip(tmp_path, audio_manifest):
@@ -230,6 +231,8 @@ def test_demo_model_gives_schema_valid_objects_for_every_clip(tmp_path, audio_ma
         model_env="ASR_TEST_DEMO_GGUF",
     )
     try:
-        _check_every_clip(server, audio_manifest)
+        records = _check_every_clip(server, audio_manifest)
     finally:
         stop_llama_server(server)
+    assert [r.requests for r in records] == [1] * len(records)
+    assert {r.finish_reason for r in records} == {"stop"}
