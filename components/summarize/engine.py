@@ -126,7 +126,9 @@ class SummarizeOptions:
                 f"longest structured summary the schema allows (~{longest} tokens): raise it "
                 "or turn structured summaries off"
             )
-        room = material_budget(self.max_input_tokens, Kind.REDUCE, self.bytes_per_token)
+        room = material_budget(
+            self.max_input_tokens, Kind.REDUCE, self.bytes_per_token, self.structured
+        )
         if room < 2 * self.answer_tokens:
             name = (
                 "max_tokens"
@@ -221,7 +223,7 @@ class _Job:
             raise _plan_error(f"map-reduce deeper than {MAX_DEPTH} levels: raise max_input_tokens")
         bpt = self.bytes_per_token
         sep = "\n\n" if kind is Kind.REDUCE else " "
-        room = material_budget(budget, kind, bpt)
+        room = material_budget(budget, kind, bpt, self.structured)
         if room < MIN_MATERIAL_TOKENS:
             raise _plan_error(f"max_input_tokens={budget} leaves no room for the material")
         groups = pack(pieces, room, bpt, sep)

@@ -114,11 +114,14 @@ def build_messages(kind: Kind, material: str, structured: bool = False) -> list[
     ]
 
 
-def material_budget(max_input_tokens: int, kind: Kind, bytes_per_token: float) -> int:
-    """Tokens left for the material once the prompt around it is counted (the longer framing
-    of plain and structured requests)."""
+def material_budget(
+    max_input_tokens: int, kind: Kind, bytes_per_token: float, structured: bool = True
+) -> int:
+    """Tokens left for the material once the prompt around it is counted: the longer framing
+    of plain and structured requests (a structured transcript may fall back to plain), or the
+    plain one when ``structured`` is off."""
     frame = max(
-        (build_messages(kind, "", structured) for structured in (False, True)),
+        (build_messages(kind, "", mode) for mode in {False, structured}),
         key=lambda messages: sum(len(m["content"]) for m in messages),
     )
     overhead = sum(estimate_tokens(m["content"], bytes_per_token) for m in frame)
