@@ -29,11 +29,13 @@ WHISPER_CKPT := $(ASSETS_DIR)/tiny.en.pt
 LLAMA_DIR := $(ASSETS_DIR)/llama.cpp
 LLAMA_SERVER := $(LLAMA_DIR)/bin/llama-server
 TINY_GGUF := $(ASSETS_DIR)/tiny-llama-test.gguf
+SMOLLM2_GGUF := $(ASSETS_DIR)/demo-smollm2.gguf
 
 # test material; a variable that is already set (e.g. by .ci/run) wins
 ASR_TEST_WHISPER_CKPT ?= $(WHISPER_CKPT)
 LLAMA_SERVER_BIN ?= $(LLAMA_SERVER)
 ASR_TEST_LLM_GGUF ?= $(TINY_GGUF)
+ASR_TEST_DEMO_GGUF ?= $(SMOLLM2_GGUF)
 PYTEST_ARGS ?=
 
 DEMO_LLM ?= smollm2
@@ -84,17 +86,20 @@ $(VENV)/.installed: setup.py pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $@
 
-assets: install ## make tiny.en, llama-server and the tiny test GGUF (in ASSETS)
+# the demo model SmolLM2 is test material too: the structured-summary test runs it
+assets: install ## make tiny.en, llama-server, the tiny test GGUF and the SmolLM2 GGUF (in ASSETS)
 	$(PY) tools/get_whisper_tiny_en.py $(WHISPER_CKPT)
 	PYTHON=$(PY) bash tools/build_llama_server.sh $(LLAMA_DIR)
 	$(PY) tools/make_tiny_gguf.py $(TINY_GGUF)
+	$(PY) tools/get_demo_llm.py smollm2 $(SMOLLM2_GGUF)
 
 test-assets: assets ## the same as assets (the name the tests' skip messages use)
 
 test: install assets ## run the tests (fails when pytest collects none)
 	@set +e; \
 	ASR_TEST_WHISPER_CKPT='$(ASR_TEST_WHISPER_CKPT)' LLAMA_SERVER_BIN='$(LLAMA_SERVER_BIN)' \
-	  ASR_TEST_LLM_GGUF='$(ASR_TEST_LLM_GGUF)' $(PY) -m pytest $(PYTEST_ARGS); \
+	  ASR_TEST_LLM_GGUF='$(ASR_TEST_LLM_GGUF)' ASR_TEST_DEMO_GGUF='$(ASR_TEST_DEMO_GGUF)' \
+	  $(PY) -m pytest $(PYTEST_ARGS); \
 	rc=$$?; \
 	if [ $$rc = 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc

@@ -104,6 +104,7 @@ def build_pipeline(profile: Profile):
         llm_endpoint: str = d.llm_endpoint,
         llm_model: str = d.llm_model,
         max_tokens: int = d.max_tokens,
+        structured_max_tokens: int = d.structured_max_tokens,
         max_concurrency: int = d.max_concurrency,
         reprocess: bool = d.reprocess,
         initial_prompt: str = d.initial_prompt,
@@ -136,6 +137,8 @@ def build_pipeline(profile: Profile):
             llm_endpoint: OpenAI-compatible base URL of the summarizer (the llm-d gateway).
             llm_model: Served model name of the summarizer.
             max_tokens: Longest summary, in tokens.
+            structured_max_tokens: Token budget of a structured (JSON) summary request; at
+                least the longest object the schema allows (a check says so).
             max_concurrency: Summary requests in flight at once per shard.
             reprocess: Process every input again with this run's settings: the ledger and
                 the stored per-input transcripts and summaries are not reused (by default a
@@ -191,6 +194,7 @@ def build_pipeline(profile: Profile):
                 llm_endpoint=llm_endpoint,
                 llm_model=llm_model,
                 max_tokens=max_tokens,
+                structured_max_tokens=structured_max_tokens,
                 max_concurrency=max_concurrency,
                 reprocess=reprocess,
                 structured_summary=structured_summary,

@@ -57,6 +57,7 @@ def _run_local(args: argparse.Namespace) -> int:
             "llm_endpoint",
             "llm_model",
             "max_tokens",
+            "structured_max_tokens",
             "max_concurrency",
             "initial_prompt",
             "structured_summary",
@@ -201,6 +202,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--llm-endpoint", help="OpenAI-compatible base URL ending in /v1")
     r.add_argument("--llm-model", help="served model name")
     r.add_argument("--max-tokens", type=int)
+    r.add_argument(
+        "--structured-max-tokens",
+        type=int,
+        help="token budget of a structured (JSON) summary request [1280]",
+    )
     r.add_argument(
         "--concurrency",
         dest="max_concurrency",

@@ -54,6 +54,7 @@ _POSITIVE = {
     "num_shards": "--shards",
     "beam_size": "--beam-size",
     "max_tokens": "--max-tokens",
+    "structured_max_tokens": "--structured-max-tokens",
     "max_concurrency": "--concurrency",
 }
 

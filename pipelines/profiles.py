@@ -88,6 +88,7 @@ class PipelineDefaults:
     llm_model: str
     max_tokens: int
     max_concurrency: int
+    structured_max_tokens: int = 1280
     reprocess: bool = False
     initial_prompt: str = ""
     structured_summary: bool = True

@@ -3,8 +3,9 @@
 The invalid-answer paths use the scripted server of test_summarize_faults (a real llama-server
 cannot be made to break its grammar on demand); schema-valid objects come from the real
 llama-server with the tiny test GGUF (random word salad: the grammar alone makes the JSON
-valid). The demo model SmolLM2 does not close the object within max_tokens yet (bench/RESULTS.md,
-issue 13): its test comes with that fix.
+valid) and with the demo model SmolLM2 (``ASR_TEST_DEMO_GGUF``, which ``make test`` sets and
+``make assets`` makes), which fills every field to its bound: with the default options each
+object must close within ``structured_max_tokens``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
+from components.common.errors import ConfigError
 from components.common.records import OK
 from components.summarize.client import ClientOptions
 from components.summarize.engine import SummarizeOptions, summarize_records
@@ -22,7 +24,9 @@ from components.summarize.structured import (
     SCHEMA_NAME,
     InvalidAnswer,
     as_text,
+    longest_object,
     parse_answer,
+    worst_case_tokens,
 )
 from tests.fixtures.llm_server import start_llama_server, stop_llama_server
 from tests.test_summarize_faults import Reply, good_events, options, transcript
@@ -53,7 +57,7 @@ def test_parse_answer_accepts_a_schema_object():
 @pytest.mark.parametrize(
     ("text", "finish", "reason"),
     [
-        (json.dumps(GOOD), "length", "cut at max_tokens"),
+        (json.dumps(GOOD), "length", "cut at its token budget"),
         ("Here is the summary: {", "stop", "not JSON"),
         (json.dumps(GOOD | {"sentiment": "angry"}), "stop", "at sentiment"),
         (json.dumps({k: v for k, v in GOOD.items() if k != "topics"}), "stop", "'topics'"),
@@ -63,6 +67,37 @@ def test_parse_answer_accepts_a_schema_object():
 def test_parse_answer_says_why_an_answer_is_invalid(text, finish, reason):
     with pytest.raises(InvalidAnswer, match=reason):
         parse_answer(text, finish)
+
+
+def test_longest_object_is_valid_and_fits_the_default_budget():
+    longest = longest_object()
+    assert not list(Draft202012Validator(SCHEMA).iter_errors(longest))
+    assert len(longest["action_items"]) == SCHEMA["properties"]["action_items"]["maxItems"]
+    assert len(longest["summary"]) == SCHEMA["properties"]["summary"]["maxLength"]
+    chars = len(json.dumps(longest, indent=2))
+    assert worst_case_tokens(3.0) == -(-chars // 3)
+    assert worst_case_tokens(3.0) <= ClientOptions().structured_max_tokens
+    SummarizeOptions()  # the defaults pass their own check
+
+
+def test_structured_budget_below_the_longest_object_is_a_config_error():
+    budget = worst_case_tokens(3.0) - 1
+    with pytest.raises(ConfigError, match=f"structured_max_tokens={budget} is less"):
+        SummarizeOptions(ClientOptions(structured_max_tokens=budget))
+    SummarizeOptions(ClientOptions(structured_max_tokens=budget), structured=False)
+
+
+def test_structured_and_text_requests_carry_their_own_budgets(scripted):
+    def respond(body: dict) -> Reply:
+        if "response_format" in body:
+            return Reply(events=good_events("not json"))
+        return Reply(events=good_events("A plain text summary."))
+
+    server = scripted(respond)
+    opts = options(server.endpoint, structured=True, max_tokens=100, structured_max_tokens=1500)
+    [record] = summarize_records([transcript("a.wav")], opts)
+    assert record.summary == "A plain text summary."
+    assert [c["body"]["max_tokens"] for c in server.chats] == [1500, 1500, 100]
 
 
 def test_structured_request_carries_the_json_schema(scripted):
@@ -137,7 +172,7 @@ def test_map_reduce_merges_the_structured_parts(scripted):
     record_in = {"source": "long.wav", "status": OK, "text": "", "segments": segments}
     opts = SummarizeOptions(
         ClientOptions(endpoint=server.endpoint, model="fault-model", max_tokens=64),
-        max_input_tokens=1024,
+        max_input_tokens=4096,
     )
     [record] = summarize_records([record_in], opts)
     assert record.status == OK and record.chunks > 1
@@ -159,11 +194,9 @@ def _clip_transcripts(audio_manifest: dict[str, dict]) -> list[dict]:
     ]
 
 
-def _check_every_clip(server, audio_manifest: dict[str, dict], max_tokens: int) -> None:
+def _check_every_clip(server, audio_manifest: dict[str, dict], **client: int) -> list:
     opts = SummarizeOptions(
-        ClientOptions(
-            endpoint=server.endpoint, model=server.model, max_tokens=max_tokens, objective=None
-        )
+        ClientOptions(endpoint=server.endpoint, model=server.model, objective=None, **client)
     )
     records = summarize_records(_clip_transcripts(audio_manifest), opts)
     assert len(records) == len(audio_manifest)
@@ -173,6 +206,7 @@ def _check_every_clip(server, audio_manifest: dict[str, dict], max_tokens: int) 
         assert record.structured_error is None, (record.source, record.structured_error)
         assert not list(validator.iter_errors(record.structured)), record.source
         assert record.summary == as_text(record.structured)
+    return records
 
 
 def test_tiny_model_gives_schema_valid_objects_for_every_clip(tmp_path, audio_manifest):
@@ -180,6 +214,25 @@ def test_tiny_model_gives_schema_valid_objects_for_every_clip(tmp_path, audio_ma
     # cannot set up the grammar ("Failed to initialize samplers"); the legacy path can.
     server = start_llama_server(tmp_path, ctx_size=8192, parallel=2, extra_args=("--no-jinja",))
     try:
-        _check_every_clip(server, audio_manifest, max_tokens=2048)
+        _check_every_clip(server, audio_manifest)
     finally:
         stop_llama_server(server)
+
+
+def test_demo_model_gives_schema_valid_objects_for_every_clip(tmp_path, audio_manifest):
+    """SmolLM2 (the model ``make demo`` serves), started as tools/llm_server.py starts it
+    (Jinja chat template, ``--no-repack``, one thread, no polling), with the product's default
+    options: every reference text of the test audio gets a schema-valid object, first time."""
+    server = start_llama_server(
+        tmp_path,
+        ctx_size=8192,
+        parallel=2,
+        extra_args=("--no-repack", "--poll", "0"),
+        model_env="ASR_TEST_DEMO_GGUF",
+    )
+    try:
+        records = _check_every_clip(server, audio_manifest)
+    finally:
+        stop_llama_server(server)
+    assert [r.requests for r in records] == [1] * len(records)
+    assert {r.finish_reason for r in records} == {"stop"}

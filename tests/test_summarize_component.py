@@ -13,8 +13,14 @@ from kfp import dsl
 from kfp.dsl import Dataset, Metrics
 
 from components.common.records import FAILED, OK, parse_utc, read_jsonl
-from components.summarize.client import DEFAULT_ENDPOINT, DEFAULT_MODEL, DEFAULT_OBJECTIVE
+from components.summarize.client import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_MODEL,
+    DEFAULT_OBJECTIVE,
+    ClientOptions,
+)
 from components.summarize.component import summarize, summarize_op
+from pipelines.profiles import PipelineDefaults
 
 
 def test_defaults_match_the_deployment_contract():
@@ -24,6 +30,9 @@ def test_defaults_match_the_deployment_contract():
     assert params["llm_objective"].default == DEFAULT_OBJECTIVE
     assert DEFAULT_ENDPOINT == "http://llm-d-inference-gateway-istio.llm-d.svc.cluster.local/v1"
     assert (params["max_tokens"].default, params["max_concurrency"].default) == (256, 8)
+    budget = ClientOptions().structured_max_tokens
+    assert params["structured_max_tokens"].default == budget
+    assert PipelineDefaults.structured_max_tokens == budget
 
 
 def test_interface_is_described():

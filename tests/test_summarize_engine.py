@@ -126,7 +126,11 @@ def test_split_prefers_sentence_ends():
 
 def test_material_budget_accounts_for_the_prompt():
     frame = sum(estimate_tokens(m["content"], 3.0) for m in build_messages(Kind.REDUCE, ""))
-    assert material_budget(6144, Kind.REDUCE, 3.0) < 6144 - frame
+    assert material_budget(6144, Kind.REDUCE, 3.0, structured=False) < 6144 - frame
+    # a structured request's framing (field names and limits) is the longer one
+    assert material_budget(6144, Kind.REDUCE, 3.0) < material_budget(
+        6144, Kind.REDUCE, 3.0, structured=False
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,6 +155,8 @@ def test_percentile_of_nothing_is_none():
         ({"max_tokens": 0}, 6144, "max_tokens"),
         ({}, 100, "max_input_tokens"),
         ({"max_tokens": 4096}, 6144, "max_input_tokens=6144"),
+        ({"structured_max_tokens": 4096}, 6144, "two summaries of structured_max_tokens=4096"),
+        ({"structured_max_tokens": 256}, 6144, "structured_max_tokens=256 is less"),
     ],
 )
 def test_bad_options_are_config_errors(client, max_input_tokens, setting):
@@ -221,6 +227,7 @@ def test_map_reduce_on_a_transcript_longer_than_the_context(llm_server_small_ctx
         client={"max_tokens": 16},
         max_input_tokens=1000,
         bytes_per_token=1.5,
+        structured=False,  # a JSON summary's budget alone is over these slots
     )
     long_rec, short_rec = summarize_records([long, short], opts)
     assert long_rec.status == OK, long_rec.error
@@ -239,6 +246,7 @@ def test_context_overflow_400_splits_and_retries(llm_server_small_ctx):
         client={"max_tokens": 16},
         max_input_tokens=4096,
         bytes_per_token=20.0,
+        structured=False,
     )
     [rec] = summarize_records([long], opts)
     assert rec.status == OK, rec.error

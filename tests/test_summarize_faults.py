@@ -334,7 +334,9 @@ def test_overflow_at_every_size_fails_with_bounded_requests(scripted):
     overflow = {"error": {"type": "exceed_context_size_error", "message": "too long"}}
     server = scripted(sequence(Reply(400, body=overflow)))
     opts = SummarizeOptions(
-        ClientOptions(endpoint=server.endpoint, model=MODEL, max_retries=3), max_input_tokens=1024
+        ClientOptions(endpoint=server.endpoint, model=MODEL, max_retries=3),
+        max_input_tokens=1024,
+        structured=False,
     )
     [rec] = summarize_records([transcript("a.wav", "word " * 200)], opts)
     assert rec.status == FAILED and "exceed_context_size_error" in rec.error

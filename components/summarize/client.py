@@ -82,12 +82,15 @@ class ClientOptions:
     ``read_timeout_s`` bounds the silence between two bytes of an answer (before the first
     token too): a stalled stream is cut and retried, a slow one that keeps sending is not;
     ``max_retries`` is the number of retries after the first attempt, so a request is sent at
-    most ``max_retries + 1`` times.
+    most ``max_retries + 1`` times. ``max_tokens`` is the ``max_tokens`` of a text request,
+    ``structured_max_tokens`` that of a request with a ``response_format``: a JSON object needs
+    more room than a text summary, and one cut at its budget is no answer at all.
     """
 
     endpoint: str = DEFAULT_ENDPOINT
     model: str = DEFAULT_MODEL
     max_tokens: int = 256
+    structured_max_tokens: int = 1280
     temperature: float = 0.0
     max_concurrency: int = 8
     connect_timeout_s: float = 10.0
@@ -302,13 +305,16 @@ class ChatClient:
 
         ``deadline`` is a :func:`time.monotonic` time after which the request, retries
         included, raises :class:`DeadlineError` instead of going on. ``response_format``
-        (OpenAI API, e.g. ``{"type": "json_schema", ...}``) is sent as is.
+        (OpenAI API, e.g. ``{"type": "json_schema", ...}``) is sent as is, with
+        ``structured_max_tokens`` as the request's ``max_tokens``.
         """
+        opts = self.options
+        budget = opts.max_tokens if response_format is None else opts.structured_max_tokens
         body: dict[str, Any] = {
-            "model": self.options.model,
+            "model": opts.model,
             "messages": messages,
-            "max_tokens": self.options.max_tokens,
-            "temperature": self.options.temperature,
+            "max_tokens": budget,
+            "temperature": opts.temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
         }

@@ -21,6 +21,7 @@ def summarize(
     llm_endpoint: str = "http://llm-d-inference-gateway-istio.llm-d.svc.cluster.local/v1",
     llm_model: str = "Qwen/Qwen2.5-7B-Instruct",
     max_tokens: int = 256,
+    structured_max_tokens: int = 1280,
     max_concurrency: int = 8,
     max_input_tokens: int = 6144,
     temperature: float = 0.0,
@@ -49,9 +50,12 @@ def summarize(
         llm_endpoint: OpenAI-compatible base URL, ending in /v1 (the llm-d gateway).
         llm_model: Served model name sent in every request body.
         max_tokens: Most tokens a summary may have.
+        structured_max_tokens: Most tokens of a structured (JSON) summary request; at least
+            the longest object the schema allows (a check says so), so that it closes.
         max_concurrency: Most chat requests in flight at once.
         max_input_tokens: Prompt budget of one request; longer transcripts are map-reduced.
-            Keep max_input_tokens + max_tokens within the server's context.
+            Keep max_input_tokens + structured_max_tokens (max_tokens with
+            structured_summary off) within the server's context.
         temperature: Sampling temperature (0 for repeatable summaries).
         summary_timeout_s: Longest the summary of one transcript may take, all its requests
             and retries together; past it the summary fails with the reason and keeps the
@@ -86,6 +90,7 @@ def summarize(
         endpoint=llm_endpoint,
         model=llm_model,
         max_tokens=max_tokens,
+        structured_max_tokens=structured_max_tokens,
         temperature=temperature,
         max_concurrency=max_concurrency,
         read_timeout_s=token_timeout_s,

@@ -61,7 +61,13 @@ from components.summarize.prompts import (
     pack,
     transcript_pieces,
 )
-from components.summarize.structured import RESPONSE_FORMAT, InvalidAnswer, as_text, parse_answer
+from components.summarize.structured import (
+    RESPONSE_FORMAT,
+    InvalidAnswer,
+    as_text,
+    parse_answer,
+    worst_case_tokens,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +84,15 @@ class SummarizeOptions:
     """Settings of the summarize step.
 
     ``max_input_tokens`` is the prompt budget of one request (system prompt, instructions and
-    material): keep ``max_input_tokens + client.max_tokens`` within the server's context
+    material): keep ``max_input_tokens + answer_tokens`` within the server's context
     (vLLM ``--max-model-len``). ``bytes_per_token`` sets the conservative token estimate.
     ``check_model`` asks ``GET /models`` first, so an unknown model is a configuration error.
     ``summary_timeout_s`` bounds the work on one transcript (every request, retry and
     map-reduce step of it); a slow stream inside it is not an error.
-    ``structured`` asks for the structured summary (module docstring) besides the text.
+    ``structured`` asks for the structured summary (module docstring) besides the text; then
+    ``client.structured_max_tokens`` must hold the longest object the schema allows
+    (:func:`~components.summarize.structured.worst_case_tokens` at ``bytes_per_token``), so
+    that a constrained answer closes within its budget.
     """
 
     client: ClientOptions = field(default_factory=ClientOptions)
@@ -110,13 +119,34 @@ class SummarizeOptions:
             raise ConfigError(f"summary_timeout_s must be positive, got {self.summary_timeout_s}")
         if self.bytes_per_token <= 0:
             raise ConfigError(f"bytes_per_token must be positive, got {self.bytes_per_token}")
-        room = material_budget(self.max_input_tokens, Kind.REDUCE, self.bytes_per_token)
-        if room < 2 * self.client.max_tokens:
+        longest = worst_case_tokens(self.bytes_per_token)
+        if self.structured and self.client.structured_max_tokens < longest:
+            raise ConfigError(
+                f"structured_max_tokens={self.client.structured_max_tokens} is less than the "
+                f"longest structured summary the schema allows (~{longest} tokens): raise it "
+                "or turn structured summaries off"
+            )
+        room = material_budget(
+            self.max_input_tokens, Kind.REDUCE, self.bytes_per_token, self.structured
+        )
+        if room < 2 * self.answer_tokens:
+            name = (
+                "max_tokens"
+                if self.answer_tokens == self.client.max_tokens
+                else "structured_max_tokens"
+            )
             raise ConfigError(
                 f"max_input_tokens={self.max_input_tokens} leaves {room} tokens for material, "
-                f"less than two summaries of max_tokens={self.client.max_tokens}: raise "
-                "max_input_tokens or lower max_tokens"
+                f"less than two summaries of {name}={self.answer_tokens}: raise "
+                f"max_input_tokens or lower {name}"
             )
+
+    @property
+    def answer_tokens(self) -> int:
+        """The largest ``max_tokens`` a request may carry (text, or structured when on)."""
+        if self.structured:
+            return max(self.client.max_tokens, self.client.structured_max_tokens)
+        return self.client.max_tokens
 
 
 @dataclass
@@ -193,7 +223,7 @@ class _Job:
             raise _plan_error(f"map-reduce deeper than {MAX_DEPTH} levels: raise max_input_tokens")
         bpt = self.bytes_per_token
         sep = "\n\n" if kind is Kind.REDUCE else " "
-        room = material_budget(budget, kind, bpt)
+        room = material_budget(budget, kind, bpt, self.structured)
         if room < MIN_MATERIAL_TOKENS:
             raise _plan_error(f"max_input_tokens={budget} leaves no room for the material")
         groups = pack(pieces, room, bpt, sep)
@@ -225,7 +255,7 @@ class _Job:
         """The budget to plan with after an overflow 400; recalibrates the token estimate.
 
         With the server's counts, bytes per token become what this prompt really had (less
-        10 %) and the budget at most the server's context less ``max_tokens``; without them,
+        10 %) and the budget at most the server's context less ``answer_tokens``; without them,
         or when that changes nothing, the budget halves.
         """
         with self._lock:
@@ -237,7 +267,7 @@ class _Job:
                     for m in build_messages(kind, material, self.structured)
                 )
                 self.bytes_per_token = min(old_bpt, 0.9 * sent / error.prompt_tokens)
-                fits = min(budget, error.context_tokens - self.options.client.max_tokens)
+                fits = min(budget, error.context_tokens - self.options.answer_tokens)
                 if fits < budget or self.bytes_per_token < old_bpt:
                     smaller = fits
         if smaller < MIN_INPUT_TOKENS:

@@ -19,6 +19,8 @@ import re
 from enum import Enum
 from typing import Any
 
+from components.summarize import structured
+
 SYSTEM_PROMPT = (
     "You are a careful assistant that summarizes transcripts of recorded meetings, earnings "
     "calls and support calls.\n"
@@ -59,7 +61,8 @@ _SHAPE = (
     "Answer with one JSON object: summary (one short paragraph), key_points (the key facts and "
     "figures), action_items (each {owner, task, due}; owner and due null when not said), "
     "decisions, topics (a few words each), sentiment of the call (negative, neutral or "
-    "positive) and language (the material's language code, e.g. en)."
+    "positive) and language (the material's language code, e.g. en). Limits: "
+    f"{structured.LIMITS}."
 )
 # Structured requests: the same tasks, answered as one object of structured.SCHEMA.
 _STRUCTURED_INSTRUCTIONS = {
@@ -111,11 +114,14 @@ def build_messages(kind: Kind, material: str, structured: bool = False) -> list[
     ]
 
 
-def material_budget(max_input_tokens: int, kind: Kind, bytes_per_token: float) -> int:
-    """Tokens left for the material once the prompt around it is counted (the longer framing
-    of plain and structured requests)."""
+def material_budget(
+    max_input_tokens: int, kind: Kind, bytes_per_token: float, structured: bool = True
+) -> int:
+    """Tokens left for the material once the prompt around it is counted: the longer framing
+    of plain and structured requests (a structured transcript may fall back to plain), or the
+    plain one when ``structured`` is off."""
     frame = max(
-        (build_messages(kind, "", structured) for structured in (False, True)),
+        (build_messages(kind, "", mode) for mode in {False, structured}),
         key=lambda messages: sum(len(m["content"]) for m in messages),
     )
     overhead = sum(estimate_tokens(m["content"], bytes_per_token) for m in frame)
