@@ -106,12 +106,16 @@ def decode_options(args: argparse.Namespace, model: whisper.Whisper) -> dict:
         "fp16": args.device == "cuda",
     }
     if args.fixed_len:
-        eot = whisper.tokenizer.get_tokenizer(
+        tokenizer = whisper.tokenizer.get_tokenizer(
             model.is_multilingual, num_languages=model.num_languages
-        ).eot
+        )
+        # end-of-text and every timestamp suppressed: random weights otherwise emit timestamp
+        # pairs, which move the seek by part of a window and change the number of windows
+        timestamps = range(tokenizer.timestamp_begin, model.dims.n_vocab)
+        suppress = [-1, tokenizer.eot, *timestamps]
         opts |= {
             "sample_len": args.fixed_len,
-            "suppress_tokens": f"-1,{eot}",
+            "suppress_tokens": ",".join(map(str, suppress)),
             "without_timestamps": True,
             "temperature": 0.0,
             "compression_ratio_threshold": None,
