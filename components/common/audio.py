@@ -154,6 +154,18 @@ def _declared_duration(path: Path) -> float | None:
     return declared if declared is not None else probe(path).audio_s
 
 
+def pcm_command(
+    path: str | os.PathLike, channels: int, sample_rate: int = SAMPLE_RATE
+) -> list[str]:
+    """The ffmpeg command that decodes ``path``'s audio to ``channels`` interleaved 16-bit
+    little-endian PCM channels at ``sample_rate`` on its standard output."""
+    return [
+        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-threads", "0",
+        "-i", str(path), "-vn", "-f", "s16le", "-ac", str(channels), "-acodec", "pcm_s16le",
+        "-ar", str(sample_rate), "-",
+    ]  # fmt: skip
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode any ffmpeg-readable file to mono float32 samples in [-1, 1] at ``sample_rate``.
 
@@ -163,27 +175,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     path = Path(path)
     if path.stat().st_size == 0:
         raise AudioError("empty file (0 bytes)")
-    cmd = [
-        "ffmpeg",
-        "-nostdin",
-        "-hide_banner",
-        "-v",
-        "error",
-        "-threads",
-        "0",
-        "-i",
-        str(path),
-        "-vn",
-        "-f",
-        "s16le",
-        "-ac",
-        "1",
-        "-acodec",
-        "pcm_s16le",
-        "-ar",
-        str(sample_rate),
-        "-",
-    ]
+    cmd = pcm_command(path, 1, sample_rate)
     out = subprocess.run(cmd, capture_output=True, check=False)
     if out.returncode != 0:
         reason = _last_line(out.stderr).replace(str(path), path.name)

@@ -65,25 +65,7 @@ def channel_count(path: str | os.PathLike) -> int:
 
 def load_channels(path: str | os.PathLike, channels: int) -> np.ndarray:
     """Each channel of ``path`` at 16 kHz as float32 rows: shape ``(channels, samples)``."""
-    cmd = [
-        "ffmpeg",
-        "-nostdin",
-        "-hide_banner",
-        "-v",
-        "error",
-        "-i",
-        str(path),
-        "-vn",
-        "-f",
-        "s16le",
-        "-acodec",
-        "pcm_s16le",
-        "-ac",
-        str(channels),
-        "-ar",
-        str(audio.SAMPLE_RATE),
-        "-",
-    ]
+    cmd = audio.pcm_command(path, channels)
     out = subprocess.run(cmd, capture_output=True, check=False)
     if out.returncode != 0:
         raise audio.AudioError(f"channels of {Path(path).name} not decodable")
