@@ -15,13 +15,17 @@
 #               CUDA-graph and eager steps, then at 16 and 32), then random-weight checkpoints
 #               (SIZES, default large-v3) loop/batched at 32 tokens per window (about 7 min)
 #      long8    8 files x 5 min: LONG_WAYS (loop,batched,chunked; also chunked-prompt and the
-#               diagnostics batched-bs1, batched-fp32) with tiny.en, then the HF peer's HF_MODES
-#               (generate pipeline), each within HF_TIMEOUT seconds
+#               diagnostics batched-bs1, batched-fp32) with tiny.en, chunked also at
+#               LONG_BATCHES (128,256), then the HF peer's HF_MODES (generate pipeline), each
+#               within HF_TIMEOUT seconds and warmed up on one file; PROFILE=1 adds a profiled
+#               chunked run (stage times, decoder steps, rounds)
 #      long4    4 files x 15 min: the same
 #      settings chunked with Silero settings (PADS x THRESHOLDS) on 8 x 5 and 4 x 15 min vs
 #               batched (bench/chunk_settings.py), then batched with fp32 vs fp16 weights
 #      models   random-weight medium and large-v3 on 4 files x 15 min, 80 tokens per window:
-#               batched and chunked as on slices of FREE_GIB (5,10,139: the whole H200)
+#               batched and chunked as on slices of FREE_GIB (139,10,5: the whole H200 first,
+#               since a failed CUDA-graph capture on a small slice turns graphs off for the
+#               process), also at BATCH_LIMITS (256) in place of the device default
 #    The environment narrows it: WAYS (cli,loop,batched), STEP_MODES (graph,eager), BATCH_SIZES
 #    (16,32; "" for none), SIZES (large-v3; also small, medium; " " for none).
 #    Results: $OUT/RESULTS-gpu.md (tables for bench/RESULTS.md), $OUT/gpu_run.log, JSON files.
@@ -135,13 +139,20 @@ long8 | long4)
     if [ "$ways" != none ]; then
         step "tiny.en, $n files x $sec s: $ways"
         timeout 420 $TT --model /tmp/tiny.en.pt --files $n --corpus "/tmp/$phase" --ways "$ways" \
-            --step-modes graph --max-wer-gap 0.005 --json "$OUT/$phase.json" --markdown "$MD"
+            --step-modes graph --batch-sizes "${LONG_BATCHES-128,256}" --max-wer-gap 0.005 \
+            --json "$OUT/$phase.json" --markdown "$MD"
+    fi
+    if [ -n "${PROFILE:-}" ]; then
+        step "tiny.en, $n files x $sec s: chunked, profiled (synchronized stages: slower)"
+        timeout 120 $TT --model /tmp/tiny.en.pt --files $n --corpus "/tmp/$phase" --ways chunked \
+            --step-modes graph --batch-sizes 256 --profile --markdown "$MD" | tail -8
     fi
     if [ -f "$CARRY/peers/hf_whisper_bench.py" ]; then
         for mode in ${HF_MODES:-generate pipeline}; do
             if [ $mode = generate ]; then bs=$n; else bs=64; fi
             step "HF peer, $n files x $sec s: $mode (batch $bs)"
             timeout "${HF_TIMEOUT:-240}" $HF --corpus "/tmp/$phase" --batch-sizes $bs --modes $mode \
+                --warmup-files 1 \
                 --json "$OUT/hf_${phase}_$mode.json" 2>&1 | grep -E "SUMMARY|Error|error"
         done
     fi
@@ -166,7 +177,8 @@ models)
         step "random-weight $size, 4 files x 900 s, 80 tokens per window: batched / chunked at 5, 10 GiB and the whole GPU"
         python3 bench/random_checkpoint.py "$size" "/tmp/$size.pt" || continue
         timeout ${MODEL_TIMEOUT:-240} $TT --model "/tmp/$size.pt" --files 4 --corpus /tmp/long4 --ways none \
-            --fixed-len 80 --step-modes graph --free-gib "${FREE_GIB:-5,10,139}" \
+            --fixed-len 80 --step-modes graph --free-gib "${FREE_GIB:-139,10,5}" \
+            --batch-limits "${BATCH_LIMITS-256}" \
             --json "$OUT/models_$size.json" --markdown "$MD"
         rm -f "/tmp/$size.pt"
     done

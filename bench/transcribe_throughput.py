@@ -72,9 +72,17 @@ def parse_args() -> argparse.Namespace:
         help="exit 1 when batched or chunked WER exceeds the loop's by more (e.g. 0.005)",
     )
     p.add_argument("--free-gib", default="", help="also run at auto_batch_size for these GiB")
+    p.add_argument(
+        "--batch-limits",
+        default="",
+        help="--free-gib runs also with these batch limits in place of the device default "
+        "(e.g. 256; the memory rule still caps them)",
+    )
     p.add_argument("--cli-files", type=int, help="run the cli way on every k-th file only")
     p.add_argument("--batch-size", type=int, help="batched way (default: per device table)")
-    p.add_argument("--batch-sizes", default="", help="also sweep these, e.g. 8,16,32,64")
+    p.add_argument(
+        "--batch-sizes", default="", help="batched and chunked also at these, e.g. 8,16,32,64"
+    )
     p.add_argument(
         "--step-modes",
         default="",
@@ -91,7 +99,12 @@ def parse_args() -> argparse.Namespace:
         "or in float32, as whisper.load_model() does",
     )
     p.add_argument("--threads", type=int, help="torch threads (cpu)")
-    p.add_argument("--profile", action="store_true", help="time encoder/decoder/bookkeeping")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="time VAD/encoder/decoder/bookkeeping and count decoder steps and rounds "
+        "(synchronizes at every stage, so the walls are longer)",
+    )
     p.add_argument("--json", type=Path, help="write all figures here")
     p.add_argument("--markdown", type=Path, help="append a results table here")
     return p.parse_args()
@@ -188,9 +201,11 @@ def default_bs(args: argparse.Namespace) -> int:
     return args.batch_size or batched.default_batch_size(args.device)
 
 
-def install_profiler(device: str) -> dict[str, float]:
-    """Wrap the batched engine's stages with timers; returns the running totals (s)."""
+def install_profiler(device: str) -> tuple[dict[str, float], dict[str, int]]:
+    """Wrap the batched engine's stages with timers; returns the running totals (s) and the
+    number of calls of each stage (decoder forward: one per token step of a round)."""
     totals: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
 
     def wrap(owner, name: str, label: str) -> None:
         original = getattr(owner, name)
@@ -201,6 +216,7 @@ def install_profiler(device: str) -> dict[str, float]:
             out = original(*a, **k)
             sync(device)
             totals[label] += time.perf_counter() - start
+            calls[label] += 1
             return out
 
         setattr(owner, name, timed)
@@ -211,7 +227,9 @@ def install_profiler(device: str) -> dict[str, float]:
     wrap(whisper.decoding.GreedyDecoder, "update", "sampling bookkeeping")
     wrap(batched._BatchTimestampRules, "apply", "timestamp rules")
     wrap(batched, "_advance", "segment bookkeeping")
-    return totals
+    wrap(batched._BatchDecodingTask, "run_rows", "decode rounds (with fallback re-runs)")
+    wrap(vad, "speech_probabilities", "vad")
+    return totals, calls
 
 
 def run_chunked(
@@ -289,6 +307,7 @@ def main() -> None:
         opts = decode_options(args, model)
         audios = [read_wav(p) for p in paths]
         rows: dict[str, dict] = {}
+        totals, calls = install_profiler(args.device) if args.profile else (None, None)
 
         if "cli" in ways:
             step = max(1, len(paths) // args.cli_files) if args.cli_files else 1
@@ -316,7 +335,6 @@ def main() -> None:
             modes = modes or [batched.default_step_mode(args.device)]
             runs = [(default, modes[0])] + [(default, m) for m in modes[1:]]
             runs += [(bs, modes[0]) for bs in sizes[1:]]
-            totals = install_profiler(args.device) if args.profile else None
             headline: list[str] = []
             for bs, mode in dict.fromkeys(runs):
                 # warm-up at this batch shape, untimed (kernel selection, allocator growth)
@@ -326,6 +344,7 @@ def main() -> None:
                 )  # fmt: skip
                 if totals is not None:
                     totals.clear()
+                    calls.clear()
                 wall, texts, peak = timed_way(
                     args.device,
                     lambda bs=bs, mode=mode: [
@@ -359,7 +378,7 @@ def main() -> None:
                 )
                 print(f"{key}: wall {wall:.1f} s, {rows[key]}", flush=True)
                 if totals is not None:
-                    rows[key]["profile_s"] = dict(totals)
+                    rows[key] |= {"profile_s": dict(totals), "profile_calls": dict(calls)}
                 if args.json:  # after every run, so that a cut-off call keeps what finished
                     args.json.write_text(json.dumps({"device": name, "rows": rows}))
 
@@ -368,12 +387,27 @@ def main() -> None:
             vad_model = vad.load_vad(args.device)
             vad.speech_regions(vad_model, [a[: whisper.audio.N_SAMPLES] for a in audios[:2]])
         free = [float(g) for g in args.free_gib.split(",") if g]
+        limits = [None] + [int(b) for b in args.batch_limits.split(",") if b]
         beams = max(opts.get("beam_size") or 1, opts.get("best_of") or 1)
         # a slice of g GiB: what auto_batch_size sees there is g less the weights
         weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-        size_for = {g: batched.batch_size_for(model.dims, beams, g * 2**30 - weights) for g in free}
+        sizes_for = {
+            g: dict.fromkeys(
+                batched.batch_size_for(model.dims, beams, g * 2**30 - weights, limit=n)
+                for n in limits
+            )
+            for g in free
+        }
         runs = [(way, 1 if way == "batched-bs1" else default_bs(args), None) for way in extra]
-        runs += [(w, size_for[g], g) for g in free for w in ("batched", "chunked")]
+        swept = [int(b) for b in args.batch_sizes.split(",") if b and int(b) != default_bs(args)]
+        runs += [("chunked", bs, None) for bs in swept if "chunked" in extra]
+        for g in free:
+            # batched has one row per file: past len(paths), a larger batch runs the same
+            batched_sizes = [b for b in sizes_for[g] if b <= len(paths)]
+            batched_sizes += [b for b in sizes_for[g] if b > len(paths)][:1]
+            for bs in sizes_for[g]:
+                runs += [("batched", bs, g)] if bs in batched_sizes else []
+                runs += [("chunked", bs, g)]
         mode = (args.step_modes.split(",")[0] if args.step_modes else "") or None
         for way, bs, gib in runs:
             way_opts = opts | {"fp16": False} if way.endswith("fp32") else opts
@@ -391,11 +425,17 @@ def main() -> None:
                     model, vad_model, a, bs, mode, opts, way == "chunked-prompt"
                 )
             if gib is not None and args.device == "cuda":
+                torch.cuda.empty_cache()  # the last run's cached blocks would count to the cap
                 total = torch.cuda.get_device_properties(0).total_memory
                 torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total))
             key = way if gib is None else f"{way} ({gib:g} GiB free: batch {bs})"
+            if gib is None and bs != default_bs(args) and way == "chunked":
+                key += f" bs={bs}"
             try:
                 run([a[: 2 * whisper.audio.N_SAMPLES] for a in audios[: max(bs, 2)]])  # warm-up
+                if totals is not None:
+                    totals.clear()
+                    calls.clear()
                 wall, texts, peak = timed_way(args.device, lambda run=run: run(audios))
             except torch.OutOfMemoryError as e:
                 print(f"{key}: out of memory ({str(e).splitlines()[0]})", flush=True)
@@ -406,6 +446,8 @@ def main() -> None:
             rows[key] |= {"windows": WINDOWS[0] or None}
             rows[key] |= {"step_mode": mode or batched.default_step_mode(args.device)}
             rows[key]["file_wer"] = file_wers(refs, texts)
+            if totals is not None:
+                rows[key] |= {"profile_s": dict(totals), "profile_calls": dict(calls)}
             print(f"{key}: {rows[key]}", flush=True)
             if args.json:
                 args.json.write_text(json.dumps({"device": name, "rows": rows}))
@@ -444,7 +486,10 @@ def main() -> None:
         )
     for way, r in rows.items():
         if "profile_s" in r:
-            parts = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(r["profile_s"].items()))
+            parts = ", ".join(
+                f"{k} {v:.2f} s ({r['profile_calls'][k]} calls)"
+                for k, v in sorted(r["profile_s"].items())
+            )
             table.append(f"\nProfile of `{way}` (wall {r['wall_s']:.1f} s): {parts}.")
     text = "\n".join(table) + "\n"
     print(text)

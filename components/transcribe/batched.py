@@ -104,12 +104,17 @@ def row_bytes(dims: ModelDimensions, beams: int) -> int:
 
 
 def batch_size_for(
-    dims: ModelDimensions, beams: int, free_bytes: float, device: str = "cuda"
+    dims: ModelDimensions,
+    beams: int,
+    free_bytes: float,
+    device: str = "cuda",
+    limit: int | None = None,
 ) -> int:
-    """The batch for a model of ``dims`` with ``free_bytes`` of free GPU memory: the device
-    default, capped at :data:`MEMORY_SHARE` of the free memory over :func:`row_bytes`."""
-    size = min(default_batch_size(device), int(MEMORY_SHARE * free_bytes // row_bytes(dims, beams)))
-    return max(1, size)
+    """The batch for a model of ``dims`` with ``free_bytes`` of free GPU memory: ``limit``
+    (default: the device default), capped at :data:`MEMORY_SHARE` of the free memory over
+    :func:`row_bytes`."""
+    limit = limit or default_batch_size(device)
+    return max(1, min(limit, int(MEMORY_SHARE * free_bytes // row_bytes(dims, beams))))
 
 
 def auto_batch_size(model: Whisper, beams: int = 5) -> int:
