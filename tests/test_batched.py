@@ -213,7 +213,10 @@ class _Cache:
         self.calls.append(list(source_indices))
 
 
-def test_batched_beam_search_equals_whispers_over_several_steps():
+@pytest.mark.parametrize("ties", [False, True])
+def test_batched_beam_search_equals_whispers_over_several_steps(ties):
+    """Random logits, and logits of a few levels only, so that many candidates tie and the
+    order among equal scores (the stock decoder's stable sort) decides."""
     beam, n_audio, n_vocab, eot = 3, 4, 40, 39
     g = torch.Generator().manual_seed(3)
     stock_cache, fast_cache = _Cache(), _Cache()
@@ -223,6 +226,8 @@ def test_batched_beam_search_equals_whispers_over_several_steps():
     lp_a, lp_b = torch.zeros(n_audio * beam), torch.zeros(n_audio * beam)
     for _ in range(6):
         logits = torch.randn(n_audio * beam, n_vocab, generator=g) * 3
+        if ties:
+            logits = logits.round().clamp(-2, 2)
         tokens_a, done_a = stock.update(tokens_a, logits.clone(), lp_a)
         tokens_b, done_b = fast.update(tokens_b, logits.clone(), lp_b)
         assert torch.equal(tokens_a, tokens_b)

@@ -353,6 +353,38 @@ def test_batched_decoder_matches_the_reference(corpus, audio_dir, model, options
         assert corpus_wer([(reference[name], rec.text)]) <= 0.05
 
 
+def test_a_group_of_files_holds_a_bounded_amount_of_audio(
+    corpus, audio_dir, model, options, tmp_path, monkeypatch
+) -> None:
+    """Long recordings: the files decoded together are capped by their audio, not only by
+    their number (2 x batch), so a shard of long meetings does not fill the task's memory."""
+    names = [*SHORT_CLIPS, "utt01_en-us_s175.wav", SHORT_CLIPS[0]]
+    seconds = [audio.probe_duration(str(audio_dir / n)) for n in names]
+    budget = seconds[0] + seconds[1] / 2  # a group closes once it holds more than this
+    monkeypatch.setattr(engine, "MAX_GROUP_AUDIO_S", budget)
+    groups: list[list[float]] = []
+    real = engine.decode_records
+
+    def spy(model, items, *args, **kwargs):
+        groups.append([it.samples.size / audio.SAMPLE_RATE for it in items])
+        return real(model, items, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "decode_records", spy)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sources = [str(audio_dir / n) for n in names]
+    sources.insert(1, str(tmp_path / "empty.wav"))  # a failed input holds no audio
+    records = engine.transcribe_shard(sources, replace(options, batch_size=2), tmp_path, model)
+
+    assert [r.status for r in records] == [OK, FAILED, OK, OK, OK]
+    assert len(groups) > 1  # by count alone (2 x batch 2) the four files were one group
+    assert [len(g) for g in groups] == [2, 2]
+    for group in groups:
+        assert sum(group[:-1]) < budget <= sum(group) or group is groups[-1]
+    reference = {Path(r.source).name: r.text for r in corpus}
+    for name, rec in zip(names, [r for r in records if r.status == OK], strict=True):
+        assert corpus_wer([(reference[name], rec.text)]) <= 0.05
+
+
 @pytest.mark.slow
 def test_batch_size_zero_picks_the_device_default(
     corpus, audio_dir, model, options, tmp_path, caplog

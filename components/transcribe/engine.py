@@ -48,6 +48,11 @@ __all__ = ["LoadedAudio", "TranscribeOptions", "decode_many", "speech_segments"]
 #: The batched decoder gets this many times ``batch_size`` files at once, so it can refill a
 #: finished file's row from the rest; their samples are all in memory meanwhile.
 BATCH_GROUP_FACTOR = 2
+#: ...but no more audio than this (seconds) in one group: float32 samples at 16 kHz are
+#: 230 MB an hour, so 128 files of 15 min (batch 64) would need 7.4 GB, against the
+#: transcribe task's 8-GiB memory limit (pipelines/profiles.yaml). 3 h is 0.7 GB (a stereo
+#: call's channel tracks count too); a group holds at least one file, however long.
+MAX_GROUP_AUDIO_S = 3 * 3600.0
 
 
 @dataclass
@@ -189,9 +194,11 @@ def transcribe_shard(
         log_record(made, len(sources), record, audio_s, processing_s)
 
     group = 1 if options.batch_size == 1 else BATCH_GROUP_FACTOR * options.batch_size
-    for first in range(0, len(sources), group):
+    index = 0
+    while index < len(sources):
         speech: list[tuple[int, LoadedAudio]] = []
-        for index in range(first, min(first + group, len(sources))):
+        held_s = 0.0
+        while index < len(sources) and len(speech) < group and held_s < MAX_GROUP_AUDIO_S:
             item = open_source(sources[index], work_dir, options)
             if isinstance(item, TranscriptRecord):
                 emit(index, item)
@@ -201,6 +208,9 @@ def transcribe_shard(
                 emit(index, silent_record(item, options, default_language))
             else:
                 speech.append((index, item))
+                arrays = [item.samples, *(item.channels or {}).values()]
+                held_s += sum(a.size for a in arrays) / audio.SAMPLE_RATE
+            index += 1
         if speech:
             decode_records(
                 model,
