@@ -384,7 +384,7 @@ class _BatchBeamSearchDecoder(BeamSearchDecoder):
             same = cand[:, :, None] == cand[:, None, :]
             later = torch.ones(k, k, dtype=torch.bool, device=device).triu(1)
             valid = ~(same & later).any(-1)
-            place = (same & ~later).to(torch.uint8).argmax(-1)
+            place = same.long().argmax(-1)  # the first candidate of the same token
         else:
             valid = torch.ones(n_audio, k, dtype=torch.bool, device=device)
             place = torch.arange(k, device=device).expand(n_audio, k)
@@ -392,7 +392,7 @@ class _BatchBeamSearchDecoder(BeamSearchDecoder):
         order = place.argsort(dim=1, stable=True)
         by_score = scores.gather(1, order).sort(dim=1, descending=True, stable=True).indices
         order = order.gather(1, by_score)
-        by_valid = valid.gather(1, order).to(torch.uint8)
+        by_valid = valid.gather(1, order).long()
         order = order.gather(1, by_valid.sort(dim=1, descending=True, stable=True).indices)
         scores, cand = scores.gather(1, order), cand.gather(1, order)
         source, valid = source.gather(1, order), valid.gather(1, order)
