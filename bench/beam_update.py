@@ -1,5 +1,5 @@
 """One beam-search step's bookkeeping: openai-whisper's ``BeamSearchDecoder.update`` against
-the batched engine's ``_BatchBeamSearchDecoder.update``, on the same logits.
+the batched engine's ``step_rules.BatchBeamSearchDecoder.update``, on the same logits.
 
     python bench/beam_update.py --device cpu|cuda [--files 256] [--beam 5] [--steps 20]
 
@@ -23,7 +23,7 @@ from whisper.decoding import BeamSearchDecoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.transcribe.batched import _BatchBeamSearchDecoder
+from components.transcribe.step_rules import BatchBeamSearchDecoder
 
 
 class _NoCache:
@@ -69,7 +69,7 @@ def main() -> None:
         for _ in range(args.steps + 1)
     ]
     ms = {}
-    for name, cls in (("stock", BeamSearchDecoder), ("batched", _BatchBeamSearchDecoder)):
+    for name, cls in (("stock", BeamSearchDecoder), ("batched", BatchBeamSearchDecoder)):
         ms[name] = time_decoder(cls, logits, args.beam, 0, args.device)
         print(f"{name}: {ms[name]:.2f} ms per step ({args.files} files x {args.beam} beams)")
     print(

@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_corpus import build, build_long, read_wav
 
 from components.common.wer import corpus_wer
-from components.transcribe import batched, chunking, vad
+from components.transcribe import batched, chunking, step_rules, vad
 from components.transcribe.weights import load_model
 
 
@@ -223,9 +223,9 @@ def install_profiler(device: str) -> tuple[dict[str, float], dict[str, int]]:
 
     wrap(whisper.model.AudioEncoder, "forward", "encoder")
     wrap(batched._PaddedInference, "logits", "decoder forward")
-    wrap(batched._BatchBeamSearchDecoder, "update", "beam search bookkeeping")
+    wrap(step_rules.BatchBeamSearchDecoder, "update", "beam search bookkeeping")
     wrap(whisper.decoding.GreedyDecoder, "update", "sampling bookkeeping")
-    wrap(batched._BatchTimestampRules, "apply", "timestamp rules")
+    wrap(step_rules.BatchTimestampRules, "apply", "timestamp rules")
     wrap(batched, "_advance", "segment bookkeeping")
     wrap(batched._BatchDecodingTask, "run_rows", "decode rounds (with fallback re-runs)")
     wrap(vad, "speech_probabilities", "vad")

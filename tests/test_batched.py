@@ -13,7 +13,7 @@ from whisper.model import ModelDimensions, Whisper
 from whisper.tokenizer import get_tokenizer
 
 from components.common.wer import corpus_wer
-from components.transcribe import batched
+from components.transcribe import batched, step_rules
 from components.transcribe.batched import transcribe_batch
 
 OPTIONS = {"language": "en", "beam_size": 5, "best_of": 5, "fp16": False}
@@ -199,7 +199,7 @@ def test_vectorized_timestamp_rules_equal_whispers(length):
     logits = torch.randn(12, n_vocab, generator=torch.Generator().manual_seed(7)) * 4
     expected, actual = logits.clone(), logits.clone()
     ApplyTimestampRules(tokenizer, 3, 50).apply(expected, tokens)
-    batched._BatchTimestampRules(tokenizer, 3, 50).apply(actual, tokens)
+    step_rules.BatchTimestampRules(tokenizer, 3, 50).apply(actual, tokens)
     assert torch.equal(expected, actual)
 
 
@@ -221,7 +221,7 @@ def test_batched_beam_search_equals_whispers_over_several_steps(ties):
     g = torch.Generator().manual_seed(3)
     stock_cache, fast_cache = _Cache(), _Cache()
     stock = BeamSearchDecoder(beam, eot, stock_cache, patience=1.5)
-    fast = batched._BatchBeamSearchDecoder(beam, eot, fast_cache, patience=1.5)
+    fast = step_rules.BatchBeamSearchDecoder(beam, eot, fast_cache, patience=1.5)
     tokens_a = tokens_b = torch.full((n_audio * beam, 2), 1)
     lp_a, lp_b = torch.zeros(n_audio * beam), torch.zeros(n_audio * beam)
     for _ in range(6):
