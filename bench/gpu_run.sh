@@ -17,7 +17,8 @@
 #      long8    8 files x 5 min: LONG_WAYS (loop,batched,chunked; also chunked-prompt and the
 #               diagnostics batched-bs1, batched-fp32) with tiny.en, chunked also at
 #               LONG_BATCHES (128,256), then the HF peer's HF_MODES (generate pipeline), each
-#               within HF_TIMEOUT seconds and warmed up on one file; PROFILE=1 adds a profiled
+#               within HF_TIMEOUT seconds and warmed up on one file (HF_MODES=none skips
+#               them); PROFILE=1 adds a profiled
 #               chunked run (stage times, decoder steps, rounds)
 #      long4    4 files x 15 min: the same
 #      settings chunked with Silero settings (PADS x THRESHOLDS) on 8 x 5 and 4 x 15 min vs
@@ -26,6 +27,8 @@
 #               batched and chunked as on slices of FREE_GIB (139,10,5: the whole H200 first,
 #               since a failed CUDA-graph capture on a small slice turns graphs off for the
 #               process), also at BATCH_LIMITS (256) in place of the device default
+#      prof     bench/step_profile.py: GPU busy time against the wall and the top operators of
+#               chunked at PROF_BATCH (256) with tiny.en and random-weight PROF_SIZES (large-v3)
 #    The environment narrows it: WAYS (cli,loop,batched), STEP_MODES (graph,eager), BATCH_SIZES
 #    (16,32; "" for none), SIZES (large-v3; also small, medium; " " for none).
 #    Results: $OUT/RESULTS-gpu.md (tables for bench/RESULTS.md), $OUT/gpu_run.log, JSON files.
@@ -147,7 +150,7 @@ long8 | long4)
         timeout 120 $TT --model /tmp/tiny.en.pt --files $n --corpus "/tmp/$phase" --ways chunked \
             --step-modes graph --batch-sizes 256 --profile --markdown "$MD" | tail -8
     fi
-    if [ -f "$CARRY/peers/hf_whisper_bench.py" ]; then
+    if [ "${HF_MODES:-}" != none ] && [ -f "$CARRY/peers/hf_whisper_bench.py" ]; then
         for mode in ${HF_MODES:-generate pipeline}; do
             if [ $mode = generate ]; then bs=$n; else bs=64; fi
             step "HF peer, $n files x $sec s: $mode (batch $bs)"
@@ -181,6 +184,18 @@ models)
             --batch-limits "${BATCH_LIMITS-256}" \
             --json "$OUT/models_$size.json" --markdown "$MD"
         rm -f "/tmp/$size.pt"
+    done
+    ;;
+prof)
+    [ -d /tmp/long4 ] || python3 bench/make_corpus.py build "$CARRY/audio.npz" /tmp/long4 --files 4 --seconds 900
+    step "profile: tiny.en chunked at ${PROF_BATCH:-256}, 4 files x 900 s"
+    timeout 240 python3 bench/step_profile.py --model /tmp/tiny.en.pt --corpus /tmp/long4 \
+        --way chunked --batch-size "${PROF_BATCH:-256}" --out "$OUT"
+    for size in ${PROF_SIZES:-large-v3}; do
+        step "profile: random-weight $size chunked at ${PROF_BATCH:-256}, 80 tokens per window"
+        python3 bench/random_checkpoint.py "$size" "/tmp/$size.pt" || continue
+        timeout 240 python3 bench/step_profile.py --model "/tmp/$size.pt" --corpus /tmp/long4 \
+            --way chunked --batch-size "${PROF_BATCH:-256}" --fixed-len 80 --out "$OUT"
     done
     ;;
 esac

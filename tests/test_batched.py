@@ -209,8 +209,9 @@ class _Cache:
     def __init__(self):
         self.calls = []
 
-    def rearrange_kv_cache(self, source_indices):
+    def rearrange_kv_cache(self, source_indices, index=None):
         self.calls.append(list(source_indices))
+        assert index is None or index.tolist() == list(source_indices)
 
 
 @pytest.mark.parametrize("ties", [False, True])

@@ -161,13 +161,21 @@ def test_chunks_begin_a_quarter_second_before_their_first_word(vad_model, clip, 
     assert min(at_clips) >= 0.25, leads
 
 
-def test_vad_rows_give_a_long_file_the_probabilities_of_one_pass(vad_model, clip) -> None:
-    long = clip(LONG)  # 73 s: three pieces of 30 s, decoded as three rows
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_vad_rows_give_a_long_file_the_probabilities_of_one_pass(
+    vad_model, clip, monkeypatch, device
+) -> None:
+    """A file cut into rows (the CPU's 30-s pieces, the GPU's 10-s ones, run here on the
+    CPU) gets the probabilities of one pass over it: each row's lead-in settles the state.
+    Without a lead-in, 30-s pieces differ from one pass by up to 0.87 at a join."""
+    monkeypatch.setitem(vad.PIECE_S, "cpu", vad.PIECE_S[device])
+    long = np.concatenate([clip(LONG), clip("long02_news_en-gb+m3_s160.wav")])  # 141 s
     rows = vad.speech_probabilities(vad_model, [long])[0]
     with vad._single_thread(torch.device("cpu")):
         whole = vad_model.audio_forward(torch.from_numpy(long)[None], SR)[0]
     assert rows.shape == whole.shape
-    assert (rows > 0.5).eq(whole > 0.5).float().mean() > 0.97
+    assert (rows - whole).abs().max() < 0.5
+    assert (rows > 0.5).eq(whole > 0.5).float().mean() > 0.997
 
 
 # --- chunked decoding with real tiny.en ----------------------------------------------------

@@ -269,10 +269,12 @@ class _PaddedInference:
         self.length += 1
         return logits, None
 
-    def rearrange_kv_cache(self, source_indices: list[int]) -> None:
-        """Keep the cache rows of the beams that survived (called by beam search)."""
+    def rearrange_kv_cache(self, source_indices: list[int], index: Tensor | None = None) -> None:
+        """Keep the cache rows of the beams that survived (called by beam search);
+        ``index``: the same rows on the device, where the caller has them."""
         if source_indices != list(range(len(source_indices))):
-            index = torch.tensor(source_indices, device=self.pad.device)
+            if index is None:
+                index = torch.tensor(source_indices, device=self.pad.device)
             n = self.length
             for kv in self.cache:  # in place: a captured graph holds these buffers
                 kv[:, :, :n] = kv[:, index, :n]

@@ -63,7 +63,11 @@ class BatchBeamSearchDecoder(BeamSearchDecoder):
         alive = live.cumsum(dim=1)
         take = live & (alive <= beam)  # the first `beam` candidates that go on
         done = valid & ~live & (alive < beam)  # end-of-text before the beam-th one: finished
-        rows = source[take]
+        # every file has at least `beam` live candidates (each beam's beam + 1 distinct
+        # tokens hold one end-of-text at most), so `take` holds exactly `beam` per file: their
+        # places by a sort, not by a boolean index, which would wait for the device
+        picked = take.long().argsort(dim=1, descending=True, stable=True)[:, :beam]
+        rows = source.gather(1, picked).reshape(-1)
         host = torch.cat([rows, done.reshape(-1).long()]).cpu().numpy()
         next_rows, done_host = host[: rows.numel()].tolist(), host[rows.numel() :]
 
@@ -84,9 +88,9 @@ class BatchBeamSearchDecoder(BeamSearchDecoder):
                         break
                     previously_finished[seq] = newly_finished[seq]
 
-        tokens = torch.cat([tokens[rows], cand[take][:, None]], dim=-1)
-        sum_logprobs.copy_(scores[take])
-        self.inference.rearrange_kv_cache(next_rows)
+        tokens = torch.cat([tokens[rows], cand.gather(1, picked).reshape(-1, 1)], dim=-1)
+        sum_logprobs.copy_(scores.gather(1, picked).reshape(-1))
+        self.inference.rearrange_kv_cache(next_rows, index=rows)
         completed = all(len(s) >= self.max_candidates for s in self.finished_sequences)
         return tokens, completed
 

@@ -4,8 +4,11 @@ No download at run time: :func:`load_vad` loads the TorchScript model from the i
 package. :func:`speech_regions` runs it over many files at once: each file is cut into
 :data:`PIECE_S`-second pieces and the pieces of all files are the rows of one batch (the model
 is a small recurrent network stepped every 32 ms, so on a GPU the rows are nearly free and
-the number of steps sets the time). Silero's own hysteresis (``get_speech_timestamps_from_probs``)
-turns each file's probabilities into speech regions.
+the number of sequential steps, set by the piece length, sets the time). Each piece is run
+with the :data:`LEAD_S` seconds before it as a lead-in whose outputs are dropped, so the
+recurrent state has settled when the piece begins and the pieces join as one pass would.
+Silero's own hysteresis (``get_speech_timestamps_from_probs``) turns each file's
+probabilities into speech regions.
 """
 
 from __future__ import annotations
@@ -22,9 +25,16 @@ from components.common.audio import SAMPLE_RATE
 
 #: Samples per VAD step at 16 kHz (Silero's fixed window).
 FRAME = 512
-#: Seconds per batch row: a file is cut into pieces this long, each decoded from a fresh state
-#: (the state needs a few frames to settle, so longer pieces lose less at their starts).
-PIECE_S = 30
+#: Seconds of a file per batch row, by device type. On a GPU the steps are launch-bound: a
+#: 30-s piece took 938 steps of about 20 kernel launches each (0.65 s for 4 x 15 min on an
+#: H200, bench/RESULTS.md), a 10-s piece with its lead-in takes 438. On a CPU every row costs
+#: its own arithmetic, so long pieces waste the least on lead-ins.
+PIECE_S = {"cpu": 30, "cuda": 10}
+#: Seconds of audio before a piece that the model runs over first, outputs dropped: the
+#: recurrent state starts fresh at each row and takes seconds to settle (on a 200-s file the
+#: probabilities of 30-s pieces without a lead-in differed from one pass by up to 0.97, with
+#: 4 s of lead-in by up to 0.16). The first piece of a file gets silence as its lead-in.
+LEAD_S = 4
 #: Rows (pieces) per model call; bounds the memory of a call on a CPU.
 MAX_ROWS = 512
 
@@ -86,22 +96,25 @@ def _single_thread(device: torch.device) -> Iterator[None]:
 def speech_probabilities(model: torch.jit.ScriptModule, audios: list[np.ndarray]) -> list[Tensor]:
     """Per-frame speech probabilities of each 16 kHz waveform, one per :data:`FRAME` samples."""
     device = next(model.parameters()).device
-    piece = PIECE_S * SAMPLE_RATE // FRAME * FRAME
+    piece = PIECE_S.get(device.type, PIECE_S["cuda"]) * SAMPLE_RATE // FRAME * FRAME
+    lead = LEAD_S * SAMPLE_RATE // FRAME * FRAME
     rows, owners = [], []
     for i, samples in enumerate(audios):
+        padded = np.concatenate([np.zeros(lead, dtype=np.float32), samples])
         for start in range(0, len(samples), piece):
-            rows.append(torch.from_numpy(np.ascontiguousarray(samples[start : start + piece])))
+            # the lead-in and the piece: samples[start - lead : start + piece]
+            rows.append((padded[start : start + lead + piece], len(samples) - start))
             owners.append(i)
     probs: list[list[Tensor]] = [[] for _ in audios]
     for first in range(0, len(rows), MAX_ROWS):
         batch = rows[first : first + MAX_ROWS]
-        x = torch.zeros(len(batch), piece)
-        for r, row in enumerate(batch):
-            x[r, : len(row)] = row
+        x = torch.zeros(len(batch), lead + piece)
+        for r, (row, _) in enumerate(batch):
+            x[r, : len(row)] = torch.from_numpy(np.ascontiguousarray(row, dtype=np.float32))
         with torch.no_grad(), _single_thread(device):
-            out = model.audio_forward(x.to(device), SAMPLE_RATE)
-        for r, row in enumerate(batch):
-            frames = -(-len(row) // FRAME)
+            out = model.audio_forward(x.to(device), SAMPLE_RATE)[:, lead // FRAME :]
+        for r, (_, left) in enumerate(batch):
+            frames = -(-min(left, piece) // FRAME)
             probs[owners[first + r]].append(out[r, :frames].float().cpu())
     return [torch.cat(p) if p else torch.zeros(0) for p in probs]
 
