@@ -196,9 +196,11 @@ def file_wers(refs: list[str], texts: list[str]) -> list[float]:
     return [round(corpus_wer([(r, t)]), 4) for r, t in zip(refs, texts, strict=True)]
 
 
-def default_bs(args: argparse.Namespace) -> int:
-    """The batch of the batched and chunked ways: ``--batch-size`` or the device default."""
-    return args.batch_size or batched.default_batch_size(args.device)
+def default_bs(args: argparse.Namespace, way: str = "batched") -> int:
+    """The batch of a way: ``--batch-size`` or the device default (the chunked one for the
+    chunked ways, as the transcribe step's ``batch_size: 0`` picks it before its memory cap)."""
+    table = batched.DEFAULT_CHUNK_BATCH_SIZE if way.startswith("chunked") else None
+    return args.batch_size or (table or batched.DEFAULT_BATCH_SIZE).get(args.device, 1)
 
 
 def install_profiler(device: str) -> tuple[dict[str, float], dict[str, int]]:
@@ -398,8 +400,9 @@ def main() -> None:
             )
             for g in free
         }
-        runs = [(way, 1 if way == "batched-bs1" else default_bs(args), None) for way in extra]
-        swept = [int(b) for b in args.batch_sizes.split(",") if b and int(b) != default_bs(args)]
+        runs = [(way, 1 if way == "batched-bs1" else default_bs(args, way), None) for way in extra]
+        swept = [int(b) for b in args.batch_sizes.split(",") if b]
+        swept = [bs for bs in swept if bs != default_bs(args, "chunked")]
         runs += [("chunked", bs, None) for bs in swept if "chunked" in extra]
         for g in free:
             # batched has one row per file: past len(paths), a larger batch runs the same
@@ -429,7 +432,7 @@ def main() -> None:
                 total = torch.cuda.get_device_properties(0).total_memory
                 torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total))
             key = way if gib is None else f"{way} ({gib:g} GiB free: batch {bs})"
-            if gib is None and bs != default_bs(args) and way == "chunked":
+            if gib is None and bs != default_bs(args, way) and way == "chunked":
                 key += f" bs={bs}"
             try:
                 run([a[: 2 * whisper.audio.N_SAMPLES] for a in audios[: max(bs, 2)]])  # warm-up

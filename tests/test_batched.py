@@ -177,6 +177,25 @@ def test_row_memory_estimate_covers_the_measured_peaks(dims, rows, beams, peak_g
 def test_auto_batch_size_on_cpu_is_the_cpu_default():
     dims = _MEASURED_PEAKS[0][0]
     assert batched.auto_batch_size(Whisper(dims), beams=5) == batched.DEFAULT_BATCH_SIZE["cpu"]
+    chunk_rows = batched.auto_batch_size(Whisper(dims), beams=5, chunked=True)
+    assert chunk_rows == batched.DEFAULT_CHUNK_BATCH_SIZE["cpu"]
+
+
+@pytest.mark.parametrize("free_gib", [80, 2])
+def test_auto_batch_size_on_a_gpu_takes_the_chunked_default_under_the_memory_cap(
+    monkeypatch, free_gib
+):
+    """Chunked rows are chunks, many per file: their default is larger, the same memory
+    rule caps both (2 GiB holds about 50 rows of tiny.en)."""
+    dims = _MEASURED_PEAKS[0][0]
+    on_gpu = SimpleNamespace(device=torch.device("cuda:0"), dims=dims)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free_gib * 2**30, 0))
+    cap = int(batched.MEMORY_SHARE * free_gib * 2**30 // batched.row_bytes(dims, 5))
+    files = batched.auto_batch_size(on_gpu, beams=5)
+    chunks = batched.auto_batch_size(on_gpu, beams=5, chunked=True)
+    assert files == min(cap, batched.DEFAULT_BATCH_SIZE["cuda"])
+    assert chunks == min(cap, batched.DEFAULT_CHUNK_BATCH_SIZE["cuda"])
+    assert (chunks > files) == (cap > files)
 
 
 def _random_rows(tokenizer, n_rows: int, sample_begin: int, length: int, seed: int):

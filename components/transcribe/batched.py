@@ -69,6 +69,11 @@ log = logging.getLogger(__name__)
 # 36x/62x/183x real time: a small model's decoder step costs about the same at any batch
 # size (launch-bound), so fewer, fuller rounds win. :func:`auto_batch_size` caps it by memory.
 DEFAULT_BATCH_SIZE: dict[str, int] = {"cpu": 4, "cuda": 64}
+#: The same for chunked long-form decoding, whose rows are <= 30-s chunks, many per file. cuda
+#: 256: on an H200 with tiny.en, 4 files x 15 min (168 chunks) and 8 x 5 min, chunked at 256
+#: ran 2.0x and 2.5x as fast as at 64 with the same WER, peaking at 4.0 GiB (bench/RESULTS.md,
+#: "Long recordings"); the memory cap of :func:`auto_batch_size` still applies.
+DEFAULT_CHUNK_BATCH_SIZE: dict[str, int] = {"cpu": 4, "cuda": 256}
 #: Bytes of GPU memory per batch row and per element of the model's per-row state (encoder
 #: output plus one self-attention key/value cache per beam, n_text_ctx long). Calibrated on
 #: the GPU runs: tiny.en at 64 rows peaked at 1.53 GiB with a growing cache and 1.68 GiB with
@@ -119,18 +124,21 @@ def batch_size_for(
     return max(1, min(limit, int(MEMORY_SHARE * free_bytes // row_bytes(dims, beams))))
 
 
-def auto_batch_size(model: Whisper, beams: int = 5) -> int:
-    """The batch size for ``model`` on its device: the device default, capped by memory.
+def auto_batch_size(model: Whisper, beams: int = 5, chunked: bool = False) -> int:
+    """The batch size for ``model`` on its device: the device default (of chunked decoding,
+    :data:`DEFAULT_CHUNK_BATCH_SIZE`, with ``chunked``), capped by memory.
 
     On a GPU the cap is the free memory (a MIG slice reports only its own) times
     :data:`MEMORY_SHARE` over :func:`row_bytes`; a 1g.5gb slice with ``medium`` gets about 5
     rows, a 1g.10gb slice with ``tiny.en`` the full default.
     """
     device = model.device
+    table = DEFAULT_CHUNK_BATCH_SIZE if chunked else DEFAULT_BATCH_SIZE
+    limit = table.get(device.type, 1)
     if device.type != "cuda":
-        return max(1, default_batch_size(device))
+        return max(1, limit)
     free, _ = torch.cuda.mem_get_info(device)
-    return batch_size_for(model.dims, max(beams, 1), free, str(device))
+    return batch_size_for(model.dims, max(beams, 1), free, str(device), limit=limit)
 
 
 @dataclass(frozen=True)

@@ -167,9 +167,13 @@ def transcribe_shard(
         from components.transcribe.batched import auto_batch_size
 
         beams = max(options.beam_size or 1, options.best_of or 1)
-        options = replace(options, batch_size=auto_batch_size(model, beams))
+        chunked = options.long_form == "chunked"
+        options = replace(options, batch_size=auto_batch_size(model, beams, chunked))
         log.info(
-            "batch_size 0: %d files decoded together on %s", options.batch_size, options.device
+            "batch_size 0: %d %s decoded together on %s",
+            options.batch_size,
+            "chunks" if chunked else "files",
+            options.device,
         )
     if not model.is_multilingual and options.language not in (None, "en"):
         raise ConfigError(
