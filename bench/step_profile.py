@@ -97,10 +97,8 @@ def main() -> None:
         f"GPU busy {busy:.2f} s = {busy / prof_wall:.0%} of it"
     )
     print("calls:", ", ".join(f"{k} {v}" for k, v in counts.items()))
-    by_gpu = events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=60)
-    by_cpu = events.table(sort_by="self_cpu_time_total", row_limit=args.top, max_name_column_width=60)
-    print(by_gpu)
-    print(by_cpu)
+    for key in ("self_device_time_total", "self_cpu_time_total"):
+        print(events.table(sort_by=key, row_limit=args.top, max_name_column_width=60))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         stem = f"profile_{args.way}_{Path(args.model).stem}"
