@@ -29,7 +29,7 @@ from components.transcribe.step_rules import BatchBeamSearchDecoder
 class _NoCache:
     """Stands in for the key/value cache: the bench times the bookkeeping only."""
 
-    def rearrange_kv_cache(self, source_indices) -> None:
+    def rearrange_kv_cache(self, source_indices, index=None) -> None:
         pass
 
 
