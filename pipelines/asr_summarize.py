@@ -120,8 +120,9 @@ def build_pipeline(profile: Profile):
             whisper_model: Whisper model name (tiny.en … large-v3) or a checkpoint path.
             language: Spoken language code, or auto to detect it per file.
             beam_size: Beam width of Whisper's decoder (1: greedy).
-            batch_size: Audio files Whisper decodes together; 0 picks it from the GPU
-                slice's free memory, 1 is the sequential path.
+            batch_size: Audio files (with long_form chunked: chunks) Whisper decodes
+                together; 0 picks it from the GPU slice's free memory, 1 is the sequential
+                path.
             word_timestamps: Add word timings (words: word, start, end, probability) to
                 every transcript segment.
             channel_speakers: Names of a call's channel speakers in channel order, e.g.

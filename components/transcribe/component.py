@@ -46,8 +46,8 @@ def transcribe(
             or s3:// URI of a checkpoint file.
         language: Spoken language code or name; auto detects it per file.
         beam_size: Beams at temperature 0 (5, as the whisper CLI); sampling fallback above.
-        batch_size: Files decoded together; 0 picks it from the device's free memory,
-            1 is the sequential reference path.
+        batch_size: Files (in chunked mode: chunks) decoded together; 0 picks it from the
+            device's free memory, 1 is the sequential reference path.
         long_form: sequential (a file's 30-s windows one after another, as whisper does) or
             chunked (speech found by Silero VAD, cut at pauses into chunks of at most 30 s
             that are decoded as parallel rows).
