@@ -31,9 +31,10 @@ FRAME = 512
 #: its own arithmetic, so long pieces waste the least on lead-ins.
 PIECE_S = {"cpu": 30, "cuda": 10}
 #: Seconds of audio before a piece that the model runs over first, outputs dropped: the
-#: recurrent state starts fresh at each row and takes seconds to settle (on a 200-s file the
-#: probabilities of 30-s pieces without a lead-in differed from one pass by up to 0.97, with
-#: 4 s of lead-in by up to 0.16). The first piece of a file gets silence as its lead-in.
+#: recurrent state starts fresh at each row and takes seconds to settle (on a 141-s file of
+#: the test clips, 30-s pieces without a lead-in differed from one pass by up to 0.87, with
+#: 4 s of lead-in by up to 0.375: bench/vad_pieces.py). The first piece of a file gets
+#: silence as its lead-in.
 LEAD_S = 4
 #: Rows (pieces) per model call; bounds the memory of a call on a CPU.
 MAX_ROWS = 512
@@ -98,23 +99,22 @@ def speech_probabilities(model: torch.jit.ScriptModule, audios: list[np.ndarray]
     device = next(model.parameters()).device
     piece = PIECE_S.get(device.type, PIECE_S["cuda"]) * SAMPLE_RATE // FRAME * FRAME
     lead = LEAD_S * SAMPLE_RATE // FRAME * FRAME
-    rows, owners = [], []
+    rows, owners = [], []  # (samples, offset in the row, frames of the piece), owner
     for i, samples in enumerate(audios):
-        padded = np.concatenate([np.zeros(lead, dtype=np.float32), samples])
         for start in range(0, len(samples), piece):
-            # the lead-in and the piece: samples[start - lead : start + piece]
-            rows.append((padded[start : start + lead + piece], len(samples) - start))
+            begin = max(0, start - lead)  # the lead-in, silence before the file's start
+            frames = -(-min(len(samples) - start, piece) // FRAME)
+            rows.append((samples[begin : start + piece], lead - (start - begin), frames))
             owners.append(i)
     probs: list[list[Tensor]] = [[] for _ in audios]
     for first in range(0, len(rows), MAX_ROWS):
         batch = rows[first : first + MAX_ROWS]
         x = torch.zeros(len(batch), lead + piece)
-        for r, (row, _) in enumerate(batch):
-            x[r, : len(row)] = torch.from_numpy(np.ascontiguousarray(row, dtype=np.float32))
+        for r, (row, offset, _) in enumerate(batch):
+            x[r, offset : offset + len(row)] = torch.from_numpy(np.ascontiguousarray(row))
         with torch.no_grad(), _single_thread(device):
             out = model.audio_forward(x.to(device), SAMPLE_RATE)[:, lead // FRAME :]
-        for r, (_, left) in enumerate(batch):
-            frames = -(-min(left, piece) // FRAME)
+        for r, (_, _, frames) in enumerate(batch):
             probs[owners[first + r]].append(out[r, :frames].float().cpu())
     return [torch.cat(p) if p else torch.zeros(0) for p in probs]
 
