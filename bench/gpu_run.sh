@@ -18,8 +18,8 @@
 #               diagnostics batched-bs1, batched-fp32) with tiny.en, chunked also at
 #               LONG_BATCHES (128,256), then the HF peer's HF_MODES (generate pipeline), each
 #               within HF_TIMEOUT seconds and warmed up on one file (HF_MODES=none skips
-#               them); PROFILE=1 adds a profiled
-#               chunked run (stage times, decoder steps, rounds)
+#               them); PROFILE=1 adds a profiled chunked run (stage times, decoder steps,
+#               rounds)
 #      long4    4 files x 15 min: the same
 #      settings chunked with Silero settings (PADS x THRESHOLDS) on 8 x 5 and 4 x 15 min vs
 #               batched (bench/chunk_settings.py), then batched with fp32 vs fp16 weights
