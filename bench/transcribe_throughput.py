@@ -199,9 +199,7 @@ def file_wers(refs: list[str], texts: list[str]) -> list[float]:
 def default_bs(args: argparse.Namespace, way: str = "batched") -> int:
     """The batch of a way: ``--batch-size`` or the device default (the chunked one for the
     chunked ways, as the transcribe step's ``batch_size: 0`` picks it before its memory cap)."""
-    chunked = way.startswith("chunked")
-    table = batched.DEFAULT_CHUNK_BATCH_SIZE if chunked else batched.DEFAULT_BATCH_SIZE
-    return args.batch_size or table.get(args.device, 1)
+    return args.batch_size or batched.default_batch_size(args.device, way.startswith("chunked"))
 
 
 def install_profiler(device: str) -> tuple[dict[str, float], dict[str, int]]:

@@ -157,6 +157,8 @@ def test_bad_batch_size_step_mode_and_unknown_option_are_rejected():
 def test_default_batch_size_per_device():
     assert batched.default_batch_size("cpu") == batched.DEFAULT_BATCH_SIZE["cpu"]
     assert batched.default_batch_size("cuda:1") == batched.DEFAULT_BATCH_SIZE["cuda"]
+    chunk_rows = batched.DEFAULT_CHUNK_BATCH_SIZE["cuda"]
+    assert batched.default_batch_size("cuda:1", chunked=True) == chunk_rows
 
 
 # Peak GPU memory measured on an H200 (bench/RESULTS.md): (dims, rows, beams, peak GiB).

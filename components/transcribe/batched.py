@@ -93,9 +93,11 @@ _GRAPH_FAILED: set[str] = set()
 _CAPTURE_STREAMS: dict[str, torch.cuda.Stream] = {}
 
 
-def default_batch_size(device: torch.device | str) -> int:
-    """The measured default batch size for a device (``"cpu"``, ``"cuda"``, ``"cuda:1"``...)."""
-    return DEFAULT_BATCH_SIZE.get(torch.device(device).type, 1)
+def default_batch_size(device: torch.device | str, chunked: bool = False) -> int:
+    """The measured default batch size for a device (``"cpu"``, ``"cuda"``, ``"cuda:1"``...);
+    with ``chunked``, that of chunked decoding (:data:`DEFAULT_CHUNK_BATCH_SIZE`)."""
+    table = DEFAULT_CHUNK_BATCH_SIZE if chunked else DEFAULT_BATCH_SIZE
+    return table.get(torch.device(device).type, 1)
 
 
 def default_step_mode(device: torch.device | str) -> str:
@@ -133,8 +135,7 @@ def auto_batch_size(model: Whisper, beams: int = 5, chunked: bool = False) -> in
     rows, a 1g.10gb slice with ``tiny.en`` the full default.
     """
     device = model.device
-    table = DEFAULT_CHUNK_BATCH_SIZE if chunked else DEFAULT_BATCH_SIZE
-    limit = table.get(device.type, 1)
+    limit = default_batch_size(device, chunked)
     if device.type != "cuda":
         return max(1, limit)
     free, _ = torch.cuda.mem_get_info(device)
